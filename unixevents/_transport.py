@@ -1,0 +1,746 @@
+"""Sockets, the handshake, and the one I/O thread of each instance.
+
+Strategy: every instance has exactly one I/O thread, blocked in a selector
+over its sockets and a wake-up pipe; it never polls. Senders only append
+encoded messages to a per-link queue and, if the I/O thread is not already due
+to run, poke the pipe once. While a sender is busy the I/O thread cannot get
+the GIL anyway, so by the time it runs the queue holds many messages and it
+writes them as one frame in one system call: batching falls out of the design
+instead of a timer. Requests and replies, which want latency rather than
+throughput, are written directly by the caller when the link is idle.
+
+The ``multiprocessing.connection`` handshake (``deliver_challenge`` and
+``answer_challenge``, both ways) runs per connection in a short-lived thread
+with kernel socket time-outs, so a peer that stalls it holds up nobody else.
+We bind and accept the socket ourselves for that reason: ``Listener.accept``
+runs the challenge inline, with no time-out.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+import weakref
+from collections import deque
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Optional,
+    Protocol,
+    Set,
+    Tuple,
+)
+
+from . import _address
+from ._liveness import PeerInfo, is_alive, peer_credentials, process_create_time
+from .errors import (
+    AuthenticationFailed,
+    ChannelInUseError,
+    NotConnectedError,
+    QueueFull,
+    UnixEventsError,
+)
+
+__all__ = ("Link", "Owner", "Transport", "Wire")
+
+_RECV_SIZE = 256 * 1024
+# A batch is cut at this many bytes (a larger single message goes alone).
+_BATCH_BYTES = 1024 * 1024
+
+Item = Tuple[bytes, Any]  # (encoded message, token)
+
+
+class Reader(Protocol):
+    bad: List[str]
+
+    def feed(self, data: bytes) -> List[List[Any]]: ...
+
+
+class Wire(Protocol):
+    max_message_size: int
+
+    def encode(self, kind: int, event: str, data: Any, rid: Optional[int] = None) -> bytes: ...
+
+    def pack(self, parts: List[bytes]) -> bytes: ...
+
+    def reader(self) -> Reader: ...
+
+
+class Owner(Protocol):
+    """What the transport tells the channel."""
+
+    def on_messages(self, link: Link, msgs: List[List[Any]]) -> None: ...
+
+    def on_link_up(self, link: Link) -> None: ...
+
+    def on_link_down(self, link: Link, reason: str) -> None: ...
+
+    def on_tokens(self, tokens: List[Any], written: bool) -> None: ...
+
+    def next_deadline(self) -> Optional[float]: ...
+
+    def on_tick(self, now: float) -> None: ...
+
+    def on_lost(self, reason: str) -> None: ...
+
+
+class Link:
+    """One peer: its socket (None while a client is disconnected) and its send queue."""
+
+    __slots__ = (
+        "id",
+        "inflight",
+        "outbuf",
+        "outq",
+        "peer",
+        "reader",
+        "sock",
+        "want_write",
+    )
+
+    def __init__(self, link_id: int) -> None:
+        self.id = link_id
+        self.sock: Optional[socket.socket] = None
+        self.peer: Optional[PeerInfo] = None
+        self.reader: Optional[Reader] = None
+        self.outq: Deque[Item] = deque()
+        self.outbuf: Optional[memoryview] = None
+        self.inflight: List[Item] = []
+        self.want_write = False
+
+
+_live: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    # A forked child inherits our sockets and pipes but not our threads. It
+    # must not keep peers' connections open (they would never see EOF) nor
+    # act on them: close the descriptors and mark every transport dead.
+    for transport in list(_live):
+        transport._abandon_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _set_timeouts(sock: socket.socket, seconds: float) -> None:
+    sec = int(seconds)
+    usec = int((seconds - sec) * 1_000_000)
+    tv = struct.pack("@ll", sec, usec)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
+
+def handshake(sock: socket.socket, key: bytes, *, server: bool, timeout: float) -> None:
+    """Run the ``multiprocessing.connection`` HMAC challenge both ways on ``sock``.
+
+    Raises:
+        AuthenticationError: the keys differ.
+        OSError / EOFError: the peer went away or stalled past ``timeout``.
+    """
+    sock.setblocking(True)
+    _set_timeouts(sock, timeout)
+    conn = Connection(os.dup(sock.fileno()))
+    try:
+        if server:
+            deliver_challenge(conn, key)
+            answer_challenge(conn, key)
+        else:
+            answer_challenge(conn, key)
+            deliver_challenge(conn, key)
+    finally:
+        conn.close()
+    _set_timeouts(sock, 0)
+
+
+def bind(address: _address.Address, backlog: int = 128) -> Tuple[socket.socket, Optional[Tuple[int, int]]]:
+    """Bind and listen on ``address``, replacing a stale socket file, never a live one.
+
+    Returns the listening socket and the socket file's identity (None for
+    abstract addresses).
+
+    Raises:
+        ChannelInUseError: a server is listening there.
+        UnixEventsError: the path is taken by something that is not a socket, or cannot be bound.
+    """
+    path = address.path
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise UnixEventsError(
+                    f"cannot create socket {address.display!r}: {exc.strerror or exc};"
+                    " check that its directory is writable"
+                ) from None
+            if _is_listening(path):
+                raise ChannelInUseError(
+                    f"channel {address.channel!r} is in use: a server is listening on"
+                    f" {address.display!r}; close it first or choose another channel name"
+                ) from None
+            if address.abstract:  # pragma: no cover - the kernel frees these itself
+                raise
+            _remove_stale(address)
+            sock.bind(path)
+        sock.listen(backlog)
+        sock.setblocking(False)
+        identity = None
+        if not address.abstract:
+            os.chmod(path, 0o600)
+            st = os.lstat(path)
+            identity = (st.st_dev, st.st_ino)
+        return sock, identity
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _is_listening(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:  # backlog full: someone is there
+            return True
+        return False
+    else:
+        return True
+    finally:
+        probe.close()
+
+
+def _remove_stale(address: _address.Address) -> None:
+    import stat
+
+    try:
+        st = os.lstat(address.path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UnixEventsError(
+            f"{address.path!r} exists and is not a socket; remove it or choose another channel"
+        )
+    logging.getLogger("unixevents").debug("replacing stale socket %s", address.path)
+    os.unlink(address.path)
+
+
+def connect(address: _address.Address, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address.path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def describe_peer(sock: socket.socket, link_id: int) -> PeerInfo:
+    try:
+        pid, uid, gid = peer_credentials(sock)
+    except OSError:
+        pid = uid = gid = -1
+    return PeerInfo(pid, uid, gid, process_create_time(pid) if pid > 0 else None, link_id)
+
+
+class Transport:
+    """The links of one instance and the thread that moves their bytes."""
+
+    def __init__(
+        self,
+        owner: Owner,
+        wire: Wire,
+        *,
+        name: str,
+        log: logging.Logger,
+        max_pending: int,
+        handshake_timeout: float,
+        liveness_interval: float,
+        persistent: bool,
+    ) -> None:
+        self._owner = owner
+        self._persistent = persistent
+        self._wire = wire
+        self._name = name
+        self._log = log
+        self.max_pending = max_pending
+        self.handshake_timeout = handshake_timeout
+        self.liveness_interval = liveness_interval
+
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # pending fell, or we stopped
+        self._waiters = 0
+        self.pending = 0
+        self.links: Dict[int, Link] = {}
+        self._dirty: Set[Link] = set()
+        self._adopted: List[Tuple[Link, socket.socket, PeerInfo]] = []
+        self._next_id = 1
+        self.closing = False  # no new messages accepted
+        self._stopping = False  # the I/O thread is to end
+        self._wake_armed = False
+        self._next_wakeup = 0.0
+
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._listener: Optional[socket.socket] = None
+        self._handshakes: Set[socket.socket] = set()
+        self._pid = os.getpid()
+        self._thread = threading.Thread(
+            target=self._run, name=f"unixevents-io-{name}", daemon=True
+        )
+        _live.add(self)
+
+    # ----------------------------------------------------------------- life
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def new_link(self) -> Link:
+        with self.lock:
+            link = Link(self._next_id)
+            self._next_id += 1
+            return link
+
+    def listen(self, sock: socket.socket, key: Optional[bytes]) -> None:
+        """Serve on an already bound, non-blocking listening socket."""
+        self._listener = sock
+        self._server_key = key
+        self._selector.register(sock, selectors.EVENT_READ, "listener")
+
+    def drain(self, timeout: Optional[float]) -> bool:
+        """Wait until nothing is queued or ``timeout`` passes; True if drained."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            self._waiters += 1
+            try:
+                while self.pending > 0 and not self._stopping:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self.changed.wait(left)
+                return self.pending == 0
+            finally:
+                self._waiters -= 1
+
+    def stop(self, timeout: float) -> List[Any]:
+        """End the I/O thread, close every socket; return the tokens never written."""
+        with self.lock:
+            self._stopping = True
+            self.closing = True
+            self.changed.notify_all()
+            for hs in list(self._handshakes):
+                try:
+                    hs.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        leftovers: List[Any] = []
+        with self.lock:
+            for link in self.links.values():
+                leftovers.extend(tok for _, tok in link.inflight)
+                leftovers.extend(tok for _, tok in link.outq)
+                link.inflight = []
+                link.outq.clear()
+            self.pending = 0
+        return leftovers
+
+    # --------------------------------------------------------------- sending
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a full pipe wakes the loop as well; a closed one means we stopped
+
+    def submit(self, data: bytes, token: Any, links: List[Link]) -> Optional[Exception]:
+        """Queue ``data`` on each of ``links``; the error to report, or None.
+
+        Must be called with ``self.lock`` held. The token comes back through
+        ``Owner.on_tokens`` once per link, when written or dropped.
+        """
+        if self.closing:
+            return NotConnectedError("the channel is closed; create a new UnixEvents instance")
+        n = len(links)
+        if self.pending + n > self.max_pending:
+            return QueueFull(
+                f"{self.pending} messages are waiting to be written (max_pending="
+                f"{self.max_pending}); wait for the peer to catch up, use send_sync to wait"
+                " for room, or raise max_pending"
+            )
+        self.pending += n
+        item = (data, token)
+        for link in links:
+            link.outq.append(item)
+            if link.sock is not None:
+                self._dirty.add(link)
+        if not self._wake_armed:
+            self._wake_armed = True
+            self.wake()
+        return None
+
+    def submit_now(self, data: bytes, token: Any, link: Link) -> Optional[Exception]:
+        """Like submit, but write at once from this thread if the link is idle.
+
+        Must be called with ``self.lock`` held. Used for requests and replies,
+        where a trip through the I/O thread would cost latency.
+        """
+        sock = link.sock
+        if sock is None or link.outbuf is not None or link.outq or self.closing:
+            return self.submit(data, token, [link])
+        frame = self._wire.pack([data])
+        try:
+            sent = sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return self.submit(data, token, [link])  # the I/O thread will see the error
+        if sent == len(frame):
+            if token is not None:
+                self._finish([(data, token)], True)
+            return None
+        self.pending += 1
+        link.outbuf = memoryview(frame)[sent:]
+        link.inflight = [(data, token)]
+        self._dirty.add(link)
+        if not self._wake_armed:
+            self._wake_armed = True
+            self.wake()
+        return None
+
+    def _finish(self, items: List[Item], written: bool) -> None:
+        tokens = [tok for _, tok in items if tok is not None]
+        if tokens:
+            self._owner.on_tokens(tokens, written)
+
+    # -------------------------------------------------------- the I/O thread
+
+    def adopt(self, link: Link, sock: socket.socket, peer: PeerInfo) -> None:
+        """Hand a connected, authenticated socket to the I/O thread."""
+        with self.lock:
+            if self._stopping:
+                sock.close()
+                return
+            self._adopted.append((link, sock, peer))
+        self.wake()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # pragma: no cover - a bug; say so loudly
+            self._log.exception("I/O thread of %s failed", self._name)
+            self._owner.on_lost("internal error in the I/O thread")
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        select = self._selector.select
+        next_liveness = time.monotonic() + self.liveness_interval
+        while not self._stopping:
+            now = time.monotonic()
+            deadline = next_liveness
+            owner_deadline = self._owner.next_deadline()
+            if owner_deadline is not None and owner_deadline < deadline:
+                deadline = owner_deadline
+            self._next_wakeup = deadline
+            for key, mask in select(max(0.0, deadline - now)):
+                tag = key.data
+                if tag is None:
+                    self._drain_wake()
+                elif tag == "listener":
+                    self._accept()
+                else:
+                    link = tag
+                    if mask & selectors.EVENT_READ:
+                        self._read(link)
+                    if mask & selectors.EVENT_WRITE and link.sock is not None:
+                        with self.lock:
+                            self._dirty.add(link)
+            if self._adopted:
+                self._take_adopted()
+            if self._dirty:
+                self._flush()
+            now = time.monotonic()
+            if now >= next_liveness:
+                next_liveness = now + self.liveness_interval
+                self._check_liveness()
+            if owner_deadline is not None and now >= owner_deadline:
+                self._owner.on_tick(now)
+
+    def _drain_wake(self) -> None:
+        with self.lock:
+            self._wake_armed = False
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _take_adopted(self) -> None:
+        with self.lock:
+            adopted, self._adopted = self._adopted, []
+        for link, sock, peer in adopted:
+            sock.setblocking(False)
+            with self.lock:
+                link.sock = sock
+                link.peer = peer
+                link.reader = self._wire.reader()
+                link.want_write = False
+                self.links[link.id] = link
+                if link.outq or link.outbuf is not None:
+                    self._dirty.add(link)
+            self._selector.register(sock, selectors.EVENT_READ, link)
+            self._owner.on_link_up(link)
+
+    def _read(self, link: Link) -> None:
+        sock = link.sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.drop(link, f"read failed: {exc}")
+            return
+        if not data:
+            self.drop(link, "peer closed the connection")
+            return
+        reader = link.reader
+        assert reader is not None
+        try:
+            msgs = reader.feed(data)
+        except ValueError as exc:  # FramingError: the stream cannot be trusted any more
+            self._log.warning("%s: dropping connection to %s: %s", self._name, link.peer, exc)
+            self.drop(link, f"bad framing: {exc}")
+            return
+        if reader.bad:
+            for why in reader.bad:
+                self._log.warning("%s: dropped a bad message from %s: %s", self._name, link.peer, why)
+            reader.bad.clear()
+        if msgs:
+            self._owner.on_messages(link, msgs)
+
+    def _flush(self) -> None:
+        done: List[Item] = []
+        failed: List[Tuple[Link, str]] = []
+        pack = self._wire.pack
+        with self.lock:
+            dirty, self._dirty = self._dirty, set()
+            for link in dirty:
+                sock = link.sock
+                if sock is None:
+                    continue
+                while True:
+                    if link.outbuf is None:
+                        if not link.outq:
+                            break
+                        batch = self._take_batch(link.outq)
+                        link.inflight = batch
+                        link.outbuf = memoryview(pack([data for data, _ in batch]))
+                    try:
+                        sent = sock.send(link.outbuf)
+                    except (BlockingIOError, InterruptedError):
+                        sent = 0
+                    except OSError as exc:
+                        failed.append((link, f"write failed: {exc}"))
+                        break
+                    if sent < len(link.outbuf):
+                        link.outbuf = link.outbuf[sent:]
+                        self._want_write(link, True)
+                        break
+                    link.outbuf = None
+                    self.pending -= len(link.inflight)
+                    done.extend(link.inflight)
+                    link.inflight = []
+                if link.outbuf is None and link.want_write:
+                    self._want_write(link, False)
+            if done and self._waiters:
+                self.changed.notify_all()
+        if done:
+            self._finish(done, True)
+        for link, reason in failed:
+            self.drop(link, reason)
+
+    @staticmethod
+    def _take_batch(outq: Deque[Item]) -> List[Item]:
+        batch = [outq.popleft()]
+        size = len(batch[0][0])
+        while outq and size + len(outq[0][0]) < _BATCH_BYTES:
+            item = outq.popleft()
+            size += len(item[0]) + 1
+            batch.append(item)
+        return batch
+
+    def _want_write(self, link: Link, on: bool) -> None:
+        if link.want_write == on or link.sock is None:
+            return
+        link.want_write = on
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+        self._selector.modify(link.sock, events, link)
+
+    def drop(self, link: Link, reason: str) -> None:
+        """Close ``link``'s socket (I/O thread only).
+
+        A server's link is forgotten with its queue; a client's link keeps its
+        queue for the next connection, with the batch that was cut short put
+        back in front, since a partial frame never reaches the peer.
+        """
+        sock = link.sock
+        if sock is None:
+            return
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
+        lost: List[Item] = []
+        with self.lock:
+            link.sock = None
+            link.want_write = False
+            self.links.pop(link.id, None)
+            self._dirty.discard(link)
+            if self._persistent:
+                link.outq.extendleft(reversed(link.inflight))
+            else:
+                lost = link.inflight + list(link.outq)
+                link.outq.clear()
+                self.pending -= len(lost)
+                if self._waiters:
+                    self.changed.notify_all()
+            link.inflight = []
+            link.outbuf = None
+        self._log.debug("%s: disconnected from %s (%s)", self._name, link.peer, reason)
+        if lost:
+            self._finish(lost, False)
+        self._owner.on_link_down(link, reason)
+
+    def _check_liveness(self) -> None:
+        with self.lock:
+            links = [ln for ln in self.links.values() if ln.peer is not None]
+        for link in links:
+            peer = link.peer
+            assert peer is not None
+            if peer.pid > 0 and not is_alive(peer.pid, peer.create_time):
+                self._log.info(
+                    "%s: peer process %d is gone but its socket is still open; disconnecting",
+                    self._name,
+                    peer.pid,
+                )
+                self.drop(link, "peer process is gone")
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._log.error("%s: cannot accept a connection: %s", self._name, exc)
+                return
+            with self.lock:
+                if self._stopping:
+                    sock.close()
+                    return
+                self._handshakes.add(sock)
+            threading.Thread(
+                target=self._serve_handshake,
+                args=(sock,),
+                name=f"unixevents-handshake-{self._name}",
+                daemon=True,
+            ).start()
+
+    def _serve_handshake(self, sock: socket.socket) -> None:
+        try:
+            if self._server_key is not None:
+                handshake(sock, self._server_key, server=True, timeout=self.handshake_timeout)
+            link = self.new_link()
+            peer = describe_peer(sock, link.id)
+        except AuthenticationError as exc:
+            self._log.warning(
+                "%s: refused a client with the wrong key (%s)", self._name, exc
+            )
+            sock.close()
+            return
+        except (OSError, EOFError) as exc:
+            self._log.warning("%s: handshake with a client failed: %s", self._name, exc)
+            sock.close()
+            return
+        finally:
+            with self.lock:
+                self._handshakes.discard(sock)
+        self.adopt(link, sock, peer)
+
+    def _shutdown(self) -> None:
+        with self.lock:
+            self._stopping = True
+            links = list(self.links.values())
+            adopted, self._adopted = self._adopted, []
+        for _, sock, _ in adopted:
+            sock.close()
+        for link in links:
+            if link.sock is not None:
+                try:
+                    self._selector.unregister(link.sock)
+                except (KeyError, ValueError):
+                    pass
+                link.sock.close()
+                link.sock = None
+        if self._listener is not None:
+            self._listener.close()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        with self.lock:
+            self.changed.notify_all()
+
+    def _abandon_in_child(self) -> None:
+        if self._pid == os.getpid():
+            return
+        self._stopping = True
+        self.closing = True
+        fds = [self._wake_r, self._wake_w]
+        for link in self.links.values():
+            if link.sock is not None:
+                fds.append(link.sock.detach())
+                link.sock = None
+        if self._listener is not None:
+            fds.append(self._listener.detach())
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self._selector.close()
+        except Exception:
+            pass
+        # Fresh locks: a lock held by a parent thread at fork would never be released.
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
