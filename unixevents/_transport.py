@@ -57,6 +57,10 @@ __all__ = ("Link", "Owner", "Transport", "Wire")
 _RECV_SIZE = 256 * 1024
 # A batch is cut at this many bytes (a larger single message goes alone).
 _BATCH_BYTES = 1024 * 1024
+# A sender writes its own queue once this much is waiting (see Transport.submit).
+_ASSIST_BYTES = 64 * 1024
+# Socket buffers: larger than the default 208 KiB so one write moves a big batch.
+_SOCK_BUF = 1024 * 1024
 
 Item = Tuple[bytes, Any]  # (encoded message, token)
 
@@ -105,6 +109,8 @@ class Link:
         "outq",
         "peer",
         "reader",
+        "error",
+        "qbytes",
         "sock",
         "want_write",
     )
@@ -115,6 +121,8 @@ class Link:
         self.peer: Optional[PeerInfo] = None
         self.reader: Optional[Reader] = None
         self.outq: Deque[Item] = deque()
+        self.qbytes = 0  # bytes in outq
+        self.error = ""
         self.outbuf: Optional[memoryview] = None
         self.inflight: List[Item] = []
         self.want_write = False
@@ -366,6 +374,7 @@ class Transport:
                 leftovers.extend(tok for _, tok in link.outq)
                 link.inflight = []
                 link.outq.clear()
+                link.qbytes = 0
             self.pending = 0
         return leftovers
 
@@ -381,7 +390,9 @@ class Transport:
         """Queue ``data`` on each of ``links``; the error to report, or None.
 
         Must be called with ``self.lock`` held. The token comes back through
-        ``Owner.on_tokens`` once per link, when written or dropped.
+        ``Owner.on_tokens`` once per link, when written or dropped. Once a
+        link has a full batch queued, the sender writes it itself: the I/O
+        thread would have to win the GIL from this busy thread first.
         """
         if self.closing:
             return NotConnectedError("the channel is closed; create a new UnixEvents instance")
@@ -394,11 +405,18 @@ class Transport:
             )
         self.pending += n
         item = (data, token)
+        size = len(data)
+        wake = False
         for link in links:
             link.outq.append(item)
+            link.qbytes += size
             if link.sock is not None:
-                self._dirty.add(link)
-        if not self._wake_armed:
+                if link.qbytes >= _ASSIST_BYTES and link.outbuf is None:
+                    self._write(link)
+                if link.outq or link.outbuf is not None:
+                    self._dirty.add(link)
+                    wake = True
+        if wake and not self._wake_armed:
             self._wake_armed = True
             self.wake()
         return None
@@ -409,28 +427,59 @@ class Transport:
         Must be called with ``self.lock`` held. Used for requests and replies,
         where a trip through the I/O thread would cost latency.
         """
-        sock = link.sock
-        if sock is None or link.outbuf is not None or link.outq or self.closing:
+        if link.sock is None or link.outbuf is not None or link.outq or self.closing:
             return self.submit(data, token, [link])
-        frame = self._wire.pack([data])
-        try:
-            sent = sock.send(frame)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return self.submit(data, token, [link])  # the I/O thread will see the error
-        if sent == len(frame):
-            if token is not None:
-                self._finish([(data, token)], True)
-            return None
+        if self.pending + 1 > self.max_pending:
+            return self.submit(data, token, [link])
         self.pending += 1
-        link.outbuf = memoryview(frame)[sent:]
-        link.inflight = [(data, token)]
-        self._dirty.add(link)
-        if not self._wake_armed:
-            self._wake_armed = True
-            self.wake()
+        link.outq.append((data, token))
+        link.qbytes += len(data)
+        self._write(link)
+        if link.outbuf is not None or link.outq:
+            self._dirty.add(link)
+            if not self._wake_armed:
+                self._wake_armed = True
+                self.wake()
         return None
+
+    def _write(self, link: Link) -> bool:
+        """Write what ``link`` has queued until done or the socket is full.
+
+        Called with ``self.lock`` held, from any thread. Returns False if the
+        socket failed; the I/O thread then drops the link.
+        """
+        sock = link.sock
+        if sock is None:
+            return True
+        done: List[Item] = []
+        ok = True
+        while True:
+            if link.outbuf is None:
+                if not link.outq:
+                    break
+                batch = self._take_batch(link)
+                link.inflight = batch
+                link.outbuf = memoryview(self._wire.pack([data for data, _ in batch]))
+            try:
+                sent = sock.send(link.outbuf)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                link.error = f"write failed: {exc}"
+                ok = False
+                break
+            if sent < len(link.outbuf):
+                link.outbuf = link.outbuf[sent:]
+                break
+            link.outbuf = None
+            self.pending -= len(link.inflight)
+            done.extend(link.inflight)
+            link.inflight = []
+        if done:
+            if self._waiters:
+                self.changed.notify_all()
+            self._finish(done, True)
+        return ok
 
     def _finish(self, items: List[Item], written: bool) -> None:
         tokens = [tok for _, tok in items if tok is not None]
@@ -492,19 +541,26 @@ class Transport:
                 self._owner.on_tick(now)
 
     def _drain_wake(self) -> None:
-        with self.lock:
-            self._wake_armed = False
+        # Empty the pipe first, then disarm: the other order can swallow the
+        # byte of a sender who re-armed in between, and its wake-up is lost.
         try:
             while os.read(self._wake_r, 4096):
                 pass
         except BlockingIOError:
             pass
+        with self.lock:
+            self._wake_armed = False
 
     def _take_adopted(self) -> None:
         with self.lock:
             adopted, self._adopted = self._adopted, []
         for link, sock, peer in adopted:
             sock.setblocking(False)
+            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, _SOCK_BUF)
+                except OSError:  # pragma: no cover - a platform cap; keep the default
+                    pass
             with self.lock:
                 link.sock = sock
                 link.peer = peer
@@ -546,54 +602,28 @@ class Transport:
             self._owner.on_messages(link, msgs)
 
     def _flush(self) -> None:
-        done: List[Item] = []
-        failed: List[Tuple[Link, str]] = []
-        pack = self._wire.pack
+        failed: List[Link] = []
         with self.lock:
             dirty, self._dirty = self._dirty, set()
             for link in dirty:
-                sock = link.sock
-                if sock is None:
+                if link.sock is None:
                     continue
-                while True:
-                    if link.outbuf is None:
-                        if not link.outq:
-                            break
-                        batch = self._take_batch(link.outq)
-                        link.inflight = batch
-                        link.outbuf = memoryview(pack([data for data, _ in batch]))
-                    try:
-                        sent = sock.send(link.outbuf)
-                    except (BlockingIOError, InterruptedError):
-                        sent = 0
-                    except OSError as exc:
-                        failed.append((link, f"write failed: {exc}"))
-                        break
-                    if sent < len(link.outbuf):
-                        link.outbuf = link.outbuf[sent:]
-                        self._want_write(link, True)
-                        break
-                    link.outbuf = None
-                    self.pending -= len(link.inflight)
-                    done.extend(link.inflight)
-                    link.inflight = []
-                if link.outbuf is None and link.want_write:
-                    self._want_write(link, False)
-            if done and self._waiters:
-                self.changed.notify_all()
-        if done:
-            self._finish(done, True)
-        for link, reason in failed:
-            self.drop(link, reason)
+                if not self._write(link):
+                    failed.append(link)
+                    continue
+                self._want_write(link, link.outbuf is not None)
+        for link in failed:
+            self.drop(link, link.error or "write failed")
 
-    @staticmethod
-    def _take_batch(outq: Deque[Item]) -> List[Item]:
+    def _take_batch(self, link: Link) -> List[Item]:
+        outq = link.outq
         batch = [outq.popleft()]
         size = len(batch[0][0])
         while outq and size + len(outq[0][0]) < _BATCH_BYTES:
             item = outq.popleft()
             size += len(item[0]) + 1
             batch.append(item)
+        link.qbytes -= size - len(batch) + 1
         return batch
 
     def _want_write(self, link: Link, on: bool) -> None:
@@ -626,9 +656,11 @@ class Transport:
             self._dirty.discard(link)
             if self._persistent:
                 link.outq.extendleft(reversed(link.inflight))
+                link.qbytes = sum(len(data) for data, _ in link.outq)
             else:
                 lost = link.inflight + list(link.outq)
                 link.outq.clear()
+                link.qbytes = 0
                 self.pending -= len(lost)
                 if self._waiters:
                     self.changed.notify_all()
