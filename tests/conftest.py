@@ -7,6 +7,7 @@ files behind.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -22,6 +23,16 @@ import pytest
 # Short paths: AF_UNIX paths are limited to ~107 bytes and pytest's tmp_path
 # can be longer than that for long test names.
 _BASE = tempfile.mkdtemp(prefix="ue-tests-", dir="/tmp")
+
+
+def pytest_sessionstart(session: Any) -> None:
+    # Helper processes that multiprocessing keeps for the whole session, with
+    # a descriptor in this process: start them now, outside any leak check.
+    from multiprocessing import forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        forkserver.ensure_running()
 
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
@@ -87,6 +98,7 @@ def no_leaks(request: Any) -> Iterator[None]:
     yield
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
+        gc.collect()  # finalizers of dropped Process objects close their sentinels
         threads = [t for t in _our_threads() if t not in threads_before and t.is_alive()]
         children = [c for c in me.children(recursive=True) if _running(c)]
         fds = len(_socket_fds())
@@ -116,6 +128,41 @@ def _running(proc: psutil.Process) -> bool:
         return False
 
 
+class Inbox:
+    """A one-way pipe from child processes, with a time-out on ``get``.
+
+    Unlike ``multiprocessing.Queue`` it has no feeder thread and its
+    descriptors close deterministically.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self._reader, self.sender = ctx.Pipe(duplex=False)
+
+    def get(self, timeout: float = 30.0) -> Any:
+        if not self._reader.poll(timeout):
+            raise AssertionError(f"nothing arrived within {timeout} s")
+        return self._reader.recv()
+
+    def close(self) -> None:
+        self._reader.close()
+        self.sender.close()
+
+
+@pytest.fixture
+def inbox(spawn_ctx: Any) -> Iterator[Callable[[], Inbox]]:
+    """Make Inboxes (``inbox()``); all are closed when the test ends."""
+    made: List[Inbox] = []
+
+    def make() -> Inbox:
+        box = Inbox(spawn_ctx)
+        made.append(box)
+        return box
+
+    yield make
+    for box in made:
+        box.close()
+
+
 @pytest.fixture
 def spawn_ctx() -> Any:
     """A multiprocessing context that does not fork this threaded test process."""
@@ -123,4 +170,6 @@ def spawn_ctx() -> Any:
 
 
 def pytest_configure(config: Any) -> None:
-    config.addinivalue_line("markers", "allow_leaks: skip the leak check (never in committed tests)")
+    config.addinivalue_line(
+        "markers", "allow_leaks: skip the leak check (never in committed tests)"
+    )

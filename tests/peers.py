@@ -37,7 +37,7 @@ def sink_server(channel: str, socket_dir: str, ready: Any, queue: Any, expect: i
         server.receive("n", on_n)
         ready.set()
         done.wait(60)
-    queue.put(got)
+    queue.send(got)
 
 
 def counting_client(
@@ -61,9 +61,9 @@ def client_with_key(channel: str, socket_dir: str, authkey: Optional[bytes], res
     client = UnixEvents(socket_dir=socket_dir, authkey=authkey)
     try:
         ok = client.init_sync("client", channel, timeout=10)
-        result.put("ok" if ok else "timeout")
+        result.send("ok" if ok else "timeout")
     except Exception as exc:
-        result.put(type(exc).__name__)
+        result.send(type(exc).__name__)
     finally:
         client.close()
 
@@ -71,9 +71,9 @@ def client_with_key(channel: str, socket_dir: str, authkey: Optional[bytes], res
 def second_server(channel: str, socket_dir: str, result: Any) -> None:
     try:
         UnixEvents("server", channel, socket_dir=socket_dir).close()
-        result.put("started")
+        result.send("started")
     except Exception as exc:
-        result.put(f"{type(exc).__name__}: {exc}")
+        result.send(f"{type(exc).__name__}: {exc}")
 
 
 def server_then_die(channel: str, socket_dir: str, ready: Any) -> None:
@@ -86,6 +86,6 @@ def server_then_die(channel: str, socket_dir: str, ready: Any) -> None:
 def forwarding_server(channel: str, socket_dir: str, ready: Any, queue: Any, stop: Any) -> None:
     """Put every 'n' event into ``queue`` as it arrives."""
     with UnixEvents("server", channel, socket_dir=socket_dir) as server:
-        server.receive("n", queue.put)
+        server.receive("n", queue.send)
         ready.set()
         stop.wait(60)

@@ -66,7 +66,9 @@ def test_abstract_names_need_an_explicit_key(channel: str) -> None:
             assert client.wait_connected(10)
 
 
-def test_default_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, sock_dir: str) -> None:
+def test_default_dir_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch, sock_dir: str
+) -> None:
     monkeypatch.setenv("UNIXEVENTS_DIR", sock_dir)
     assert default_socket_dir() == sock_dir
     monkeypatch.delenv("UNIXEVENTS_DIR")
@@ -85,7 +87,9 @@ def test_the_default_dir_is_created_private(monkeypatch: pytest.MonkeyPatch, soc
     os.rmdir(directory)
 
 
-def test_a_default_dir_open_to_others_is_refused(monkeypatch: pytest.MonkeyPatch, sock_dir: str) -> None:
+def test_a_default_dir_open_to_others_is_refused(
+    monkeypatch: pytest.MonkeyPatch, sock_dir: str
+) -> None:
     monkeypatch.delenv("UNIXEVENTS_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", sock_dir)
     os.mkdir(os.path.join(sock_dir, "unixevents"), 0o700)

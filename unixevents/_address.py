@@ -184,13 +184,24 @@ def coerce_authkey(authkey: Union[bytes, str, None]) -> Optional[bytes]:
     return bytes(authkey)
 
 
-def unlink_if_same(path: Optional[str], identity: Optional[Tuple[int, int]]) -> None:
-    """Remove ``path`` only if it is still the file with ``(st_dev, st_ino)`` ``identity``."""
+def unlink_if_same(
+    path: Optional[str], identity: Optional[Tuple[int, int]], content: Optional[bytes] = None
+) -> None:
+    """Remove ``path`` only if it is still the file we made.
+
+    ``identity`` is its ``(st_dev, st_ino)``; inode numbers are reused at
+    once, so where we know the ``content`` (a key file) it must match too.
+    """
     if path is None or identity is None:
         return
     try:
         st = os.lstat(path)
-        if (st.st_dev, st.st_ino) == identity:
-            os.unlink(path)
+        if (st.st_dev, st.st_ino) != identity:
+            return
+        if content is not None:
+            with open(path, "rb") as fh:
+                if fh.read(len(content) + 1) != content:
+                    return
+        os.unlink(path)
     except OSError:
         pass

@@ -146,7 +146,8 @@ class UnixEvents:
         self._stop_connecting = threading.Event()
         self._auth_error: Optional[BaseException] = None
         self._last_error = ""
-        self._owned_files: List[Tuple[str, Optional[Tuple[int, int]]]] = []
+        # (path, (st_dev, st_ino), content if known): what close() may remove
+        self._owned_files: List[Tuple[str, Optional[Tuple[int, int]], Optional[bytes]]] = []
         self._owner_pid = os.getpid()
         self._pending_listeners: List[Tuple[str, Listener, bool]] = []
         self._dispatcher: Optional[Dispatcher] = None
@@ -250,7 +251,11 @@ class UnixEvents:
             )
             dispatcher.loop = self._loop
             if role == "server":
-                self._bind(transport, address)
+                try:
+                    self._bind(transport, address)
+                except BaseException:
+                    transport.discard()
+                    raise
             else:
                 self._link = transport.new_link()
             self._log = log
@@ -275,13 +280,13 @@ class UnixEvents:
             if self._protocol == "mp" and key is None:
                 assert address.key_path is not None
                 key, key_id = _address.write_key_file(address.key_path)
-                self._owned_files.append((address.key_path, key_id))
-            self._owned_files.append((address.path, identity))
+                self._owned_files.append((address.key_path, key_id, key))
+            self._owned_files.append((address.path, identity, None))
             transport.listen(sock, key if self._protocol == "mp" else None)
         except BaseException:
             sock.close()
-            for path, ident in self._owned_files:
-                _address.unlink_if_same(path, ident)
+            for path, ident, content in self._owned_files:
+                _address.unlink_if_same(path, ident, content)
             raise
 
     async def init(self, role: str, channel: str, *, timeout: Optional[float] = None) -> bool:
@@ -796,8 +801,8 @@ class UnixEvents:
             connector = self._connector
             if connector is not None and connector is not threading.current_thread():
                 connector.join(max(timeout, 1.0) + self._opts["connect_timeout"])
-            for path, ident in self._owned_files:
-                _address.unlink_if_same(path, ident)
+            for path, ident, content in self._owned_files:
+                _address.unlink_if_same(path, ident, content)
         self._requests.fail_all(NotConnectedError("the channel was closed before the reply came"))
         self._connected_evt.clear()
         if self._dispatcher is not None:

@@ -322,6 +322,13 @@ class Transport:
     def start(self) -> None:
         self._thread.start()
 
+    def discard(self) -> None:
+        """Release what __init__ took, for a transport that never started."""
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        _live.discard(self)
+
     @property
     def thread(self) -> threading.Thread:
         return self._thread
