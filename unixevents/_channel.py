@@ -541,6 +541,8 @@ class UnixEvents:
         """
         transport = self._transport
         if transport is None:
+            if type(event) is not str:
+                raise TypeError(f"event must be a str, not {type(event).__name__}")
             self._fail(callback, NotConnectedError("call init() (or give role and channel) before send()"))
             return
         payload = self._encode(EVENT, event, data)
@@ -795,7 +797,7 @@ class UnixEvents:
                     transport.pending,
                     timeout,
                 )
-            leftovers = transport.stop(timeout=max(timeout, 1.0))
+            leftovers = transport.stop(timeout=max(timeout, 1.0), kept=self._link)
             if leftovers:
                 self.on_tokens(leftovers, False)
             connector = self._connector

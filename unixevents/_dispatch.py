@@ -66,6 +66,7 @@ class Dispatcher:
         self._queue: Deque[_Item] = deque()
         self._idle = False
         self._stopping = False
+        self._done = False  # the thread has ended: see post()
         self._listeners: Dict[str, Tuple[_Entry, ...]] = {}
         # event -> deque of (arrival time, link, message), oldest first
         self._unclaimed: Dict[str, Deque[Tuple[float, Any, List[Any]]]] = {}
@@ -85,6 +86,8 @@ class Dispatcher:
         """Run what is queued, then end the thread (waits unless called from it)."""
         with self._cond:
             self._stopping = True
+            if not self._thread.is_alive():
+                self._done = True
             self._cond.notify()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -120,11 +123,19 @@ class Dispatcher:
     # ------------------------------------------------------------ the thread
 
     def post(self, link: Any, msgs: Any) -> None:
-        """Queue messages from ``link`` (or, with link None, a thunk to call)."""
+        """Queue messages from ``link`` (or, with link None, a thunk to call).
+
+        Once the thread has ended (after close), thunks run at once in the
+        caller's thread, so that late callbacks still report; messages are dropped.
+        """
         with self._lock:
-            self._queue.append((link, msgs))
-            if self._idle:
-                self._cond.notify()
+            if not self._done:
+                self._queue.append((link, msgs))
+                if self._idle:
+                    self._cond.notify()
+                return
+        if link is None:
+            self._guard(msgs)
 
     def call(self, fn: Callable[[], Any]) -> None:
         self.post(None, fn)
@@ -144,6 +155,7 @@ class Dispatcher:
                     if self._unclaimed:
                         self._expire_locked(time.monotonic())
                 if not queue and self._stopping:
+                    self._done = True
                     return
                 items = list(queue)
                 queue.clear()

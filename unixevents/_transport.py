@@ -360,8 +360,11 @@ class Transport:
             finally:
                 self._waiters -= 1
 
-    def stop(self, timeout: float) -> List[Any]:
-        """End the I/O thread, close every socket; return the tokens never written."""
+    def stop(self, timeout: float, kept: Optional[Link] = None) -> List[Any]:
+        """End the I/O thread, close every socket; return the tokens never written.
+
+        ``kept`` is a client's link, whose queue outlives its connections.
+        """
         with self.lock:
             self._stopping = True
             self.closing = True
@@ -376,7 +379,10 @@ class Transport:
             self._thread.join(timeout)
         leftovers: List[Any] = []
         with self.lock:
-            for link in self.links.values():
+            links = set(self.links.values())
+            if kept is not None:
+                links.add(kept)
+            for link in links:
                 leftovers.extend(tok for _, tok in link.inflight)
                 leftovers.extend(tok for _, tok in link.outq)
                 link.inflight = []
