@@ -14,7 +14,9 @@ text end in an unterminated string, which is the one parse error that more
 text can cure; the reader then skips to the end of that string and tries the
 next ``;;``. Any other parse error means the first piece is garbage: it is
 reported in ``bad`` and reading resumes right after it, so one bad piece
-never costs a good message that follows it.
+never costs a good message that follows it. No message starts with ``;``, so
+in ``;;;`` the first two are taken as the delimiter and empty pieces are
+skipped silently.
 """
 
 from __future__ import annotations
@@ -177,6 +179,13 @@ class NodeReader:
             if cut < 0:
                 pos = max(pos, len(buf) - 1)
                 break
+            if self._first_cut < 0:
+                # No message starts with ';': in ';;;' the first two are the delimiter.
+                while start < cut and buf[start] == 0x3B:
+                    start += 1
+                if start == cut:  # an empty piece
+                    start = pos = cut + 2
+                    continue
             open_string = self._take(buf, start, cut, out)
             if open_string >= 0:
                 # The ';;' is inside a string: the message goes on past it.
