@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,10 +60,11 @@ def make_home() -> Tuple[str, bytes, UnixEvents]:
     Returns:
         ``(directory, authkey, server)``.
     """
-    directory = tempfile.mkdtemp(prefix="unixevents-w-")
+    directory = tempfile.mkdtemp(prefix=f"unixevents-w{os.getpid()}-")
     if len(os.fsencode(os.path.join(directory, SOCKET_FILE))) > MAX_PATH:
         os.rmdir(directory)  # a long $TMPDIR (macOS): fall back to a short one
-        directory = tempfile.mkdtemp(prefix="uew-", dir="/tmp")
+        directory = tempfile.mkdtemp(prefix=f"uew{os.getpid()}-", dir="/tmp")
+    _sweep(os.path.dirname(directory))
     key = secrets.token_bytes(32)
     try:
         server = UnixEvents("server", os.path.join(directory, SOCKET_FILE), authkey=key)
@@ -70,6 +72,34 @@ def make_home() -> Tuple[str, bytes, UnixEvents]:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return directory, key, server
+
+
+_HOME_NAME = re.compile(r"(?:unixevents-w|uew)(\d+)-")
+
+
+def _sweep(parent: str) -> None:
+    """Remove worker directories of ours whose parent process is gone.
+
+    A parent killed by SIGKILL cannot clean up; its workers' watchdogs do,
+    but a worker killed at the same moment by PR_SET_PDEATHSIG cannot. The
+    owner's PID is in the directory's name.
+    """
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        m = _HOME_NAME.match(name)
+        if m is None or int(m.group(1)) == os.getpid() or is_alive(int(m.group(1))):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        _log.debug("removing %s, left by a dead process", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def handover_for(
