@@ -740,3 +740,69 @@ def test_async_init_in_node_mode(node_channel: str) -> None:
             await asyncio.get_running_loop().run_in_executor(None, server.close)
 
     assert asyncio.run(main()) == {"x": 1}
+
+
+# ------------------------------------------------ real Node.js JSON, no npm
+
+# A peer in Node.js itself, written from the wire description (not the npm
+# package, which needs a download): it checks our bytes against the real
+# JSON.parse / JSON.stringify and toString(). It keeps partial tails.
+_NODE_PEER = r"""
+const net = require('net');
+const [path, expected] = [process.argv[1], Number(process.argv[2])];
+const sock = net.createConnection({ path }, () => {
+  const send = (event, payload) => {
+    payload = typeof payload === 'object' ? JSON.stringify(payload) : payload;
+    sock.write(JSON.stringify({ event: 'c-' + event, payload }) + ';;');
+  };
+  send('ev', { t: 'x;;y', n: [1, 2.5, null] });
+  send('ev', 'a;;b');
+  send('ev', 42);
+  send('ev', null);
+  send('ev', 'h\u00e9');
+});
+let tail = '';
+let seen = 0;
+sock.on('data', (chunk) => {
+  const parts = (tail + chunk.toString()).split(';;');
+  tail = parts.pop();
+  for (const part of parts) {
+    const msg = JSON.parse(part);
+    process.stdout.write(JSON.stringify([msg.event, msg.payload.toString()]) + '\n');
+    if (++seen === expected) sock.end();
+  }
+});
+setTimeout(() => { process.stderr.write('timed out\n'); process.exit(3); }, 20000).unref();
+"""
+
+
+def test_real_node_json_interoperates(node_channel: str) -> None:
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    inbox = Inbox()
+    sent = [{"t": "x;;y"}, "a;;b", 7, None, True, "\u00e9\ud800;"]
+    with _node_server(node_channel) as server:
+        server.receive("ev", inbox)
+        server.on_connect(lambda peer: [server.send("out", p) for p in sent])
+        proc = subprocess.run(
+            [node, "-e", _NODE_PEER, node_path(node_channel), str(len(sent))],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        got = [inbox.get() for _ in range(5)]
+    assert got == [{"t": "x;;y", "n": [1, 2.5, None]}, "a;;b", 42, None, "h\u00e9"]
+    heard = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert heard == [
+        ["s-out", '{"t":"x;;y"}'],
+        ["s-out", "a;;b"],
+        ["s-out", "7"],
+        ["s-out", "null"],
+        ["s-out", "true"],
+        ["s-out", "\u00e9\ud800;"],
+    ]
