@@ -250,6 +250,7 @@ class UnixEvents:
                 unclaimed_ttl=self._opts["unclaimed_ttl"],
             )
             dispatcher.loop = self._loop
+            dispatcher.on_drained = transport.resume_reading
             if role == "server":
                 try:
                     self._bind(transport, address)
@@ -405,7 +406,8 @@ class UnixEvents:
 
     # ------------------------------------------------ what the transport says
 
-    def on_messages(self, link: Link, msgs: List[List[Any]]) -> None:
+    def on_messages(self, link: Link, msgs: List[List[Any]], nbytes: int) -> bool:
+        """Route what ``link`` sent; False asks the transport to stop reading for now."""
         if len(self._requests):
             rest = []
             for msg in msgs:
@@ -418,9 +420,10 @@ class UnixEvents:
         if self._log.isEnabledFor(logging.DEBUG):
             for msg in msgs:
                 self._log.debug("received %r from %s", msg[1], link.peer)
+        assert self._dispatcher is not None
         if msgs:
-            assert self._dispatcher is not None
-            self._dispatcher.post(link, msgs)
+            return self._dispatcher.post(link, msgs, nbytes)
+        return True
 
     def on_link_up(self, link: Link) -> None:
         self._connected_evt.set()

@@ -28,6 +28,8 @@ __all__ = ("Dispatcher", "Listener")
 Listener = Callable[[Any], Any]
 # (link, messages) for arrivals; (None, thunk) for a call to run in order.
 _Item = Tuple[Any, Any]
+PAUSE_BYTES = 16 * 1024 * 1024
+RESUME_BYTES = 4 * 1024 * 1024
 
 
 class _Entry:
@@ -67,6 +69,9 @@ class Dispatcher:
         self._idle = False
         self._stopping = False
         self._done = False  # the thread has ended: see post()
+        self._backlog = 0  # bytes of received messages not yet dispatched
+        self._paused = False
+        self.on_drained: Callable[[], None] = lambda: None
         self._listeners: Dict[str, Tuple[_Entry, ...]] = {}
         # event -> deque of (arrival time, link, message), oldest first
         self._unclaimed: Dict[str, Deque[Tuple[float, Any, List[Any]]]] = {}
@@ -122,8 +127,13 @@ class Dispatcher:
 
     # ------------------------------------------------------------ the thread
 
-    def post(self, link: Any, msgs: Any) -> None:
+    def post(self, link: Any, msgs: Any, nbytes: int = 0) -> bool:
         """Queue messages from ``link`` (or, with link None, a thunk to call).
+
+        Returns False once more than ``PAUSE_BYTES`` of received data wait
+        here: the I/O thread then stops reading (so a stalled listener pushes
+        back on the sender instead of growing our memory) until
+        ``on_drained`` says the backlog is down to ``RESUME_BYTES``.
 
         Once the thread has ended (after close), thunks run at once in the
         caller's thread, so that late callbacks still report; messages are dropped.
@@ -131,11 +141,16 @@ class Dispatcher:
         with self._lock:
             if not self._done:
                 self._queue.append((link, msgs))
+                self._backlog += nbytes
                 if self._idle:
                     self._cond.notify()
-                return
+                if self._backlog > PAUSE_BYTES:
+                    self._paused = True
+                    return False
+                return True
         if link is None:
             self._guard(msgs)
+        return True
 
     def call(self, fn: Callable[[], Any]) -> None:
         self.post(None, fn)
@@ -159,6 +174,7 @@ class Dispatcher:
                     return
                 items = list(queue)
                 queue.clear()
+                taken, self._backlog = self._backlog, 0
             for link, payload in items:
                 if link is None:
                     self._guard(payload)
@@ -166,6 +182,15 @@ class Dispatcher:
                     dispatch = self._dispatch
                     for msg in payload:
                         dispatch(link, msg)
+            if self._paused:
+                # Resume only once the work taken above is done, and little waits.
+                with self._lock:
+                    resume = self._backlog <= RESUME_BYTES
+                    if resume:
+                        self._paused = False
+                if resume:
+                    self.on_drained()
+            del taken
             if self._unclaimed:
                 with self._lock:
                     self._expire_locked(time.monotonic())

@@ -84,7 +84,7 @@ class Wire(Protocol):
 class Owner(Protocol):
     """What the transport tells the channel."""
 
-    def on_messages(self, link: Link, msgs: List[List[Any]]) -> None: ...
+    def on_messages(self, link: Link, msgs: List[List[Any]], nbytes: int) -> bool: ...
 
     def on_link_up(self, link: Link) -> None: ...
 
@@ -303,6 +303,8 @@ class Transport:
         self._stopping = False  # the I/O thread is to end
         self._wake_armed = False
         self._next_wakeup = 0.0
+        self._paused = False  # not reading: the dispatcher is behind
+        self._resume = False
 
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -542,6 +544,8 @@ class Transport:
                     if mask & selectors.EVENT_WRITE and link.sock is not None:
                         with self.lock:
                             self._dirty.add(link)
+            if self._resume:
+                self._apply_resume()
             if self._adopted:
                 self._take_adopted()
             if self._dirty:
@@ -582,7 +586,7 @@ class Transport:
                 self.links[link.id] = link
                 if link.outq or link.outbuf is not None:
                     self._dirty.add(link)
-            self._selector.register(sock, selectors.EVENT_READ, link)
+            self._register(link)
             self._owner.on_link_up(link)
 
     def _read(self, link: Link) -> None:
@@ -611,8 +615,8 @@ class Transport:
             for why in reader.bad:
                 self._log.warning("%s: dropped a bad message from %s: %s", self._name, link.peer, why)
             reader.bad.clear()
-        if msgs:
-            self._owner.on_messages(link, msgs)
+        if msgs and not self._owner.on_messages(link, msgs, len(data)):
+            self._pause_reading()
 
     def _flush(self) -> None:
         failed: List[Link] = []
@@ -643,8 +647,46 @@ class Transport:
         if link.want_write == on or link.sock is None:
             return
         link.want_write = on
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
-        self._selector.modify(link.sock, events, link)
+        self._register(link)
+
+    def _register(self, link: Link) -> None:
+        assert link.sock is not None
+        events = (0 if self._paused else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if link.want_write else 0
+        )
+        key = self._selector.get_map().get(link.sock)
+        if key is None:
+            if events:
+                self._selector.register(link.sock, events, link)
+        elif not events:
+            self._selector.unregister(link.sock)
+        elif key.events != events:
+            self._selector.modify(link.sock, events, link)
+
+    def _pause_reading(self) -> None:
+        """Stop reading every link until resume_reading (I/O thread only)."""
+        if self._paused:
+            return
+        self._log.debug("%s: listeners are behind; pausing reads", self._name)
+        self._paused = True
+        for link in list(self.links.values()):
+            if link.sock is not None:
+                self._register(link)
+
+    def resume_reading(self) -> None:
+        """Any thread: ask the I/O thread to read again."""
+        with self.lock:
+            self._resume = True
+        self.wake()
+
+    def _apply_resume(self) -> None:
+        with self.lock:
+            self._resume = False
+        if self._paused:
+            self._paused = False
+            for link in list(self.links.values()):
+                if link.sock is not None:
+                    self._register(link)
 
     def drop(self, link: Link, reason: str) -> None:
         """Close ``link``'s socket (I/O thread only).
