@@ -87,7 +87,8 @@ def sender(ctl: Control, job: Job) -> None:
         start = time.perf_counter()
         for frame in _frames(job):
             send(frame)
-    ctl.result({"start": start})
+        end = time.perf_counter()
+    ctl.result({"start": start, "end": end})
 
 
 def broadcaster(ctl: Control, job: Job) -> None:
@@ -101,10 +102,11 @@ def broadcaster(ctl: Control, job: Job) -> None:
             for frame in _frames(job):
                 for send in sends:
                     send(frame)
+            end = time.perf_counter()
         finally:
             for conn in conns:
                 conn.close()
-    ctl.result({"start": start})
+    ctl.result({"start": start, "end": end})
 
 
 def subscriber(ctl: Control, job: Job) -> None:

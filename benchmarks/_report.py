@@ -9,11 +9,13 @@ nothing.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ("ROWS", "Row", "Verdict", "render", "verdicts")
 
 Medians = Dict[str, Optional[float]]
+Runs = List[Dict[str, float]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,13 +103,24 @@ class Verdict:
         }
 
 
-def verdicts(medians: Medians) -> List[Verdict]:
-    return [_judge(row, medians) for row in ROWS]
+def verdicts(medians: Medians, runs: Runs) -> List[Verdict]:
+    return [_judge(row, medians, runs) for row in ROWS]
 
 
-def _judge(row: Row, medians: Medians) -> Verdict:
+def _ratio(row: Row, runs: Runs) -> Optional[float]:
+    """Median of the per-repetition ratios.
+
+    Both sides of a comparison run back to back in each repetition, so a
+    slow moment of a shared machine weighs on both; pairing them keeps such
+    moments out of the ratio better than dividing the two medians would.
+    """
+    pairs = [r[row.ours] / r[row.base] for r in runs if row.ours in r and r.get(row.base)]
+    return statistics.median(pairs) if pairs else None
+
+
+def _judge(row: Row, medians: Medians, runs: Runs) -> Verdict:
     ours, base = medians.get(row.ours), medians.get(row.base)
-    ratio = ours / base if ours is not None and base else None
+    ratio = _ratio(row, runs)
     if row.target is None:
         return Verdict(row, ours, base, ratio, "info")
     if ratio is None:

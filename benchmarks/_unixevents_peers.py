@@ -46,7 +46,7 @@ def _send_all(ev: UnixEvents, job: Job) -> Dict[str, Any]:
     start = time.perf_counter()
     for data in payloads(job.kind, job.count):
         send(EVENT, data)
-    return {"start": start}
+    return {"start": start, "end": time.perf_counter()}
 
 
 def receiver(ctl: Control, job: Job) -> None:

@@ -1,6 +1,6 @@
 """Benchmark unixevents against a bare multiprocessing.connection pair (issue 6).
 
-    python benchmarks/bench.py            # full run, median of 3 repetitions
+    python benchmarks/bench.py            # full run, median of 5 repetitions
     python benchmarks/bench.py --quick    # short run (CI smoke), 1 repetition
     python benchmarks/bench.py --json results.json
 
@@ -50,7 +50,7 @@ class Counts:
     repeat: int
 
 
-FULL = Counts(events=100_000, trips=10_000, warmup=500, blobs=2_000, fanout=20_000, repeat=3)
+FULL = Counts(events=100_000, trips=10_000, warmup=500, blobs=2_000, fanout=50_000, repeat=5)
 QUICK = Counts(events=20_000, trips=2_000, warmup=100, blobs=300, fanout=3_000, repeat=1)
 
 
@@ -76,8 +76,10 @@ def _flow(outcome: Outcome) -> Tuple[Metrics, int]:
     metrics = _rss(outcome)
     if lost == 0 and last > first:
         metrics["rate"] = count / (last - first)
-        starts = [r["start"] for r in outcome.results if "start" in r]
-        metrics["e2e_rate"] = count / (last - min(starts))
+        # JSON only: from the first send to the last arrival, and the send loop alone.
+        sender = next(r for r in outcome.results if "start" in r)
+        metrics["e2e_rate"] = count / (last - sender["start"])
+        metrics["send_rate"] = count / (sender["end"] - sender["start"])
     return metrics, lost
 
 
@@ -211,6 +213,13 @@ def medians(runs: List[Dict[str, float]]) -> Dict[str, Optional[float]]:
 
 def _notes(m: Dict[str, Optional[float]]) -> List[str]:
     notes = []
+    flows = [
+        (label, m.get(f"{key}.ue.e2e_rate"), m.get(f"{key}.raw.e2e_rate"))
+        for label, key in (("one-way", "oneway"), ("fan-out", "fanout"))
+    ]
+    cells = [f"{label} {ours:,.0f} vs {base:,.0f}" for label, ours, base in flows if ours and base]
+    if cells:
+        notes.append(f"first send to last arrival, events/s: {'; '.join(cells)}")
     kernel, before = m.get("memory.held.kernel_messages"), m.get("memory.held.rss_before")
     if kernel is not None and before is not None:
         notes.append(
@@ -229,7 +238,7 @@ def _notes(m: Dict[str, Optional[float]]) -> List[str]:
 
 def report(counts: Counts, quick: bool, tally: Tally, elapsed: float) -> Dict[str, Any]:
     m = medians(tally.runs)
-    rows = verdicts(m)
+    rows = verdicts(m, tally.runs)
     mode = "quick run" if quick else "full run"
     print(
         f"\nunixevents vs multiprocessing.connection - {mode}, median of {counts.repeat},"
