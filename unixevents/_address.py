@@ -97,7 +97,7 @@ def resolve(channel: str, socket_dir: Optional[str] = None, *, create: bool = Tr
             " '.', '_' or '-', or an absolute socket path"
         )
     explicit_dir = socket_dir is not None
-    directory = os.path.abspath(socket_dir if explicit_dir else default_socket_dir())  # type: ignore[arg-type]
+    directory = os.path.abspath(socket_dir if socket_dir is not None else default_socket_dir())
     path = os.path.join(directory, channel + ".sock")
     _check_length(channel, path)
     if create:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
 import os
 import random
@@ -151,6 +152,7 @@ class UnixEvents:
         self._owner_pid = os.getpid()
         self._pending_listeners: List[Tuple[str, Listener, bool]] = []
         self._dispatcher: Optional[Dispatcher] = None
+        self._tap: Optional[Callable[[str, Any], Any]] = None
         self._loop = _running_loop()
         self._wire: Any = None
         if role is not None or channel is not None:
@@ -265,6 +267,7 @@ class UnixEvents:
             self._address = address
             self._transport = transport
             self._dispatcher = dispatcher
+            dispatcher.tap = self._tap
             for event, fn, once in self._pending_listeners:
                 dispatcher.add(event, fn, once=once)
             self._pending_listeners.clear()
@@ -431,7 +434,7 @@ class UnixEvents:
         peer = link.peer
         assert peer is not None and self._dispatcher is not None
         for hook in list(self._on_connect):
-            self._dispatcher.call(lambda hook=hook: hook(peer))
+            self._dispatcher.call(functools.partial(hook, peer))
 
     def on_link_down(self, link: Link, reason: str) -> None:
         transport = self._transport
@@ -448,7 +451,7 @@ class UnixEvents:
         peer = link.peer
         if peer is not None:
             for hook in list(self._on_disconnect):
-                self._dispatcher.call(lambda hook=hook: hook(peer))
+                self._dispatcher.call(functools.partial(hook, peer))
         if self._role == "client" and not self._closed and not transport.closing:
             if self._opts["reconnect"]:
                 self._log.debug("reconnecting to %s", self.address)
@@ -621,9 +624,9 @@ class UnixEvents:
         if error is not None:
             self._log.warning("send_sync(%r) failed: %s", event, error)
             return False
-        error, ok = await done
+        failure, ok = await done
         if not ok:
-            self._log.warning("send_sync(%r) failed: %s", event, error)
+            self._log.warning("send_sync(%r) failed: %s", event, failure)
         return ok
 
     def _wait_for_room(self, n: int) -> None:
@@ -748,6 +751,15 @@ class UnixEvents:
             ]
             if self._dispatcher is not None:
                 self._dispatcher.remove(event, listener)
+
+    def _receive_all(self, fn: Callable[[str, Any], Any]) -> None:
+        """Call ``fn(event, data)`` for every event, whatever its name (for the CLI).
+
+        Call before init. Events it sees count as claimed: none is held.
+        """
+        if self._dispatcher is not None:
+            self._dispatcher.tap = fn
+        self._tap = fn
 
     def on_connect(self, fn: PeerHook) -> None:
         """Call ``fn(peer)`` whenever a peer connects."""

@@ -13,6 +13,7 @@ to the first listener registered for them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import threading
@@ -72,6 +73,8 @@ class Dispatcher:
         self._backlog = 0  # bytes of received messages not yet dispatched
         self._paused = False
         self.on_drained: Callable[[], None] = lambda: None
+        # Called as tap(event, data) for every plain event, before its listeners.
+        self.tap: Optional[Callable[[str, Any], Any]] = None
         self._listeners: Dict[str, Tuple[_Entry, ...]] = {}
         # event -> deque of (arrival time, link, message), oldest first
         self._unclaimed: Dict[str, Deque[Tuple[float, Any, List[Any]]]] = {}
@@ -204,12 +207,16 @@ class Dispatcher:
     def _dispatch(self, link: Any, msg: List[Any]) -> None:
         event = msg[1]
         entries = self._listeners.get(event)
+        if entries is None and self.tap is not None and msg[0] == EVENT:
+            entries = ()  # the tap claims every event
         if entries is None or self._unclaimed:
             entries = self._claim(link, msg)
             if entries is None:
                 return
         if msg[0] == EVENT:
             data = msg[2]
+            if self.tap is not None:
+                self._guard(functools.partial(self.tap, event, data))
             for entry in entries:
                 if entry.once and not self._take_once(event, entry):
                     continue

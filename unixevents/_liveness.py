@@ -77,7 +77,7 @@ def is_alive(pid: int, create_time: Optional[float] = None) -> bool:
     except (psutil.AccessDenied, OSError):
         return True
     # psutil derives create_time from boot time and clock ticks; allow jitter.
-    return abs(now - create_time) < 0.05
+    return bool(abs(now - create_time) < 0.05)
 
 
 def peer_credentials(sock: socket.socket) -> Tuple[int, int, int]:

@@ -73,7 +73,10 @@ def _reject(obj: object) -> Any:
 def _make_json_encoder() -> Callable[[Any], str]:
     """The fastest JSON encoder this interpreter offers: compact, no NaN."""
     try:
-        from json.encoder import c_make_encoder, encode_basestring
+        from json.encoder import (  # type: ignore[attr-defined]
+            c_make_encoder,
+            encode_basestring,
+        )
 
         if c_make_encoder is not None:  # pragma: no branch
             # No markers: a circular structure ends in RecursionError, which
