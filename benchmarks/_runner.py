@@ -190,16 +190,29 @@ def _run_peers(
     job = dataclasses.replace(job, address=str(info.get("address", "")))
     for i in range(job.clients):
         peers.append(_Peer(f"{name} client {i + 1}", client, job))
-    deadline = time.monotonic() + _START_TIMEOUT
-    for peer in peers[1:]:
-        peer.expect("ready", deadline)
-    deadline = time.monotonic() + timeout
-    results = [peer.expect("result", deadline) for peer in peers]
+    _collect(peers[1:], "ready", time.monotonic() + _START_TIMEOUT)
+    results = _collect(peers, "result", time.monotonic() + timeout)
     # Clients first: a server closing first would look like a lost connection to them.
     rss: List[Optional[int]] = [None] * len(peers)
     for i in [*range(1, len(peers)), 0]:
         rss[i] = peers[i].stop()
     return Outcome(results, [r or 0 for r in rss])
+
+
+def _collect(peers: List[_Peer], kind: str, deadline: float) -> List[Dict[str, Any]]:
+    """The next message of every peer, in any order: the first peer to fail fails the lot."""
+    got: Dict[int, Dict[str, Any]] = {}
+    while len(got) < len(peers):
+        waiting = [(i, p) for i, p in enumerate(peers) if i not in got]
+        handles = [h for _, p in waiting for h in (p.conn, p.process.sentinel)]
+        ready = wait(handles, max(0.0, deadline - time.monotonic()))
+        if not ready:
+            names = ", ".join(p.name for _, p in waiting)
+            raise BenchError(f"{names}: no {kind!r} within the time limit (hung?)")
+        for i, peer in waiting:
+            if peer.conn in ready or peer.process.sentinel in ready:
+                got[i] = peer.expect(kind, deadline)
+    return [got[i] for i in range(len(peers))]
 
 
 def receivers(outcome: Outcome) -> List[Dict[str, Any]]:

@@ -71,7 +71,7 @@ def _flow(outcome: Outcome) -> Tuple[Metrics, int]:
     """Arrivals per second, receiving side, first arrival to last, across all receivers."""
     reports = receivers(outcome)
     count = sum(r["count"] for r in reports)
-    lost = sum(r["expected"] - r["count"] + r["wrong"] for r in reports)
+    lost = sum(max(0, r["expected"] - r["count"]) + r["wrong"] for r in reports)
     first, last = span(reports)
     metrics = _rss(outcome)
     if lost == 0 and last > first:
