@@ -64,7 +64,7 @@ def test_the_key_is_not_in_argv_environ_or_on_disk() -> None:
         # program's own children do not try to reuse it.
         w.events.send("env", ENV_FD)
         assert env.get() is None
-        assert sorted(os.listdir(w._directory)) == ["w.sock"]
+        assert sorted(os.listdir(w._directory)) == ["connected", "w.sock"]
 
 
 def test_user_env_and_pass_fds_are_kept() -> None:

@@ -257,6 +257,16 @@ def test_close_ends_a_worker_waiting_on_its_channel(start_method: str) -> None:
     assert w.events.closed
 
 
+def test_the_channel_stays_open_for_late_listeners(start_method: str) -> None:
+    w = spawn(lambda events: events.send("bye", 1), start_method=start_method)
+    assert w.join(30)
+    assert not w.events.closed
+    got, arrived = _collect(w.events, "bye")  # registered after the child ended
+    assert arrived.wait(10) and got == [1]
+    w.close()
+    assert w.events.closed
+
+
 def test_close_terminates_a_worker_that_ignores_its_channel() -> None:
     w = spawn(worker_targets.stubborn_worker)
     w.close(timeout=0.5)
@@ -265,10 +275,11 @@ def test_close_terminates_a_worker_that_ignores_its_channel() -> None:
 
 
 def test_nothing_is_left_on_disk_after_join(start_method: str) -> None:
-    w = spawn(lambda events: events.send("bye", 1), start_method=start_method)
+    w = spawn(worker_targets.blocking_worker, start_method=start_method)
     directory, address = w._directory, w.events.address
     assert address is not None and address.startswith(directory)
     assert oct(os.stat(directory).st_mode & 0o777) == oct(0o700)
+    w.terminate()
     assert w.join(30)
     assert not os.path.exists(directory)
     w.close()

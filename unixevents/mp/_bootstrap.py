@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ import dill
 from .._channel import UnixEvents
 from ..errors import UnixEventsError
 from . import _outcome
-from ._handover import Handover
+from ._handover import CONNECTED_FILE, Handover
 from ._parent_death import guard
 
 __all__ = ("ENV_FD", "READY_EVENT", "connect", "parent_channel", "run_worker")
@@ -61,6 +62,11 @@ def connect(handover: Handover) -> UnixEvents:
             f"could not connect to the parent's channel {handover.address!r} within"
             f" {CONNECT_TIMEOUT:.0f} s; is the parent (pid {handover.parent_pid}) still running?"
         )
+    # Tell the parent, out of band, that a connection exists: when we end, it
+    # waits for that connection to be read to the end even if its server had
+    # not adopted it yet (a target that returns at once).
+    with contextlib.suppress(OSError):
+        os.close(os.open(os.path.join(handover.directory, CONNECTED_FILE), os.O_CREAT, 0o600))
     return events
 
 

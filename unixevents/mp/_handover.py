@@ -14,9 +14,10 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from .._liveness import process_create_time
 
-__all__ = ("SOCKET_FILE", "Handover", "parent_identity")
+__all__ = ("CONNECTED_FILE", "SOCKET_FILE", "Handover", "parent_identity")
 
 SOCKET_FILE = "w.sock"
+CONNECTED_FILE = "connected"  # made by the child once its channel is up
 
 
 class Handover(NamedTuple):

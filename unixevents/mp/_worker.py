@@ -4,8 +4,10 @@ A worker's end is noticed without its cooperation: a thread blocks on the
 child itself (``multiprocessing``'s sentinel or ``waitpid``), never on a
 message from it, so a return, an exception, ``SIGKILL`` and the OOM killer
 all look the same: the process ended, with an exit code. That thread then lets
-the channel read what the child wrote before it went, closes it, picks up the
-result file, removes the private directory, and calls the ``on_exit`` hooks.
+the channel read what the child wrote before it went (so every event from the
+child has been dispatched before ``on_exit``), picks up the result file,
+removes the private directory, and calls the ``on_exit`` hooks. The channel
+itself stays open until ``close()``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .._liveness import PeerInfo, is_alive, process_create_time
 from ..errors import WorkerDied
 from . import _outcome
 from ._bootstrap import READY_EVENT
-from ._handover import SOCKET_FILE, Handover, parent_identity
+from ._handover import CONNECTED_FILE, SOCKET_FILE, Handover, parent_identity
 
 __all__ = ("ChildProcess", "Worker", "handover_for", "make_home")
 
@@ -125,7 +127,8 @@ class Worker:
 
     Attributes:
         events: this process's end of the channel (role server; the child is
-            its only peer). It is closed once the child has ended.
+            its only peer). It stays open after the child has ended, so that
+            late listeners still get what it sent; :meth:`close` closes it.
         name: the worker's name.
         pid: the child's process ID.
     """
@@ -249,6 +252,7 @@ class Worker:
         deadline = time.monotonic() + timeout
         self._closed = True
         self.events.close(timeout=timeout)
+        self._link_down.set()  # closed here: nothing more will be read
         if not self.join(max(0.0, deadline - time.monotonic())):
             _log.debug("worker %r did not end within %.1f s: terminating it", self.name, timeout)
             self.terminate()
@@ -275,15 +279,23 @@ class Worker:
             self._cond.notify_all()
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait until the child said it is ready (True) or ended or ``timeout`` passed."""
+        """Wait until the child said it is ready; False if it ended first or ``timeout`` passed.
+
+        A quick target may say "ready", return and exit before its "ready" is
+        dispatched here: when the child has ended, wait for its channel to be
+        read to the end before concluding it never was ready.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self._ready and self._exitcode is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    break
+                    return False
                 self._cond.wait(left)
-            return self._ready and self._exitcode is None
+            if self._ready:
+                return True
+        self.join()  # the connection was read to its end: every event was dispatched
+        return self._ready
 
     def _watch(self) -> None:
         code = self._process.wait()
@@ -293,9 +305,10 @@ class Worker:
         _log.debug(
             "worker %r (pid %d) ended with %s", self.name, self.pid, _outcome.describe_exit(code)
         )
-        if self.events.connected:
+        if self.events.connected or os.path.exists(os.path.join(self._directory, CONNECTED_FILE)):
             self._link_down.wait(_DRAIN_TIMEOUT)
-        self.events.close(timeout=1.0)
+        # The channel stays open until close(): what the child sent just before
+        # it ended still reaches listeners registered late (unclaimed_ttl).
         self._outcome = _outcome.read_outcome(self._directory)
         shutil.rmtree(self._directory, ignore_errors=True)
         _live.discard(self)
