@@ -435,3 +435,39 @@ def test_no_listener_answers_while_sending_with_callbacks(spawn_ctx: Any, sock_d
             for leftover in os.listdir(path):
                 os.unlink(os.path.join(path, leftover))
             os.rmdir(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: request() picks the link, then queues on it after the link was dropped:"
+    " the future never settles and transport.pending leaks",
+)
+def test_request_racing_a_disconnect_fails_at_once(sock_dir: str, channel: str) -> None:
+    # Make the race certain: the client leaves after request() chose its link
+    # and before it queues the message (the window between the two locks).
+    server = UnixEvents("server", channel, socket_dir=sock_dir)
+    client = UnixEvents("client", channel, socket_dir=sock_dir)
+    gone = threading.Event()
+    server.on_disconnect(lambda _peer: gone.set())
+    add = server._requests.add
+
+    def add_after_the_client_left(*args: Any) -> Any:
+        client.close()
+        assert gone.wait(WAIT)
+        return add(*args)
+
+    try:
+        client.receive("x", lambda data: data)
+        assert client.wait_connected(WAIT) and server.wait_connected(WAIT)
+        [peer] = server.peers
+        server._requests.add = add_after_the_client_left  # type: ignore[method-assign]
+        fut = server.request("x", 1, to=peer)
+        server._requests.add = add  # type: ignore[method-assign]
+        done, _ = concurrent.futures.wait([fut], timeout=3)
+        assert done, "the request neither failed nor was answered"
+        assert isinstance(fut.exception(), NotConnectedError)
+        assert len(server._requests) == 0
+        assert server._transport is not None and server._transport.pending == 0
+    finally:
+        client.close()
+        server.close(timeout=0.5)
