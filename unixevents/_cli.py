@@ -207,20 +207,11 @@ class _Stop:
 def _tap_all_events(events: UnixEvents, fn: Callable[[str, Any], None]) -> None:
     """Call ``fn(event, data)`` for every event ``events`` receives, whatever its name.
 
-    The public API has listeners per event name only; until it grows a
-    catch-all, this wraps the hook through which the transport hands over
-    arrivals (a private one), and leaves normal delivery untouched. Call it
+    The public API has listeners per event name only; the channel keeps a
+    private catch-all for us (see ``UnixEvents._receive_all``). Call it
     before the instance is initialised.
     """
-    deliver = events.on_messages
-
-    def on_messages(link: Any, msgs: List[List[Any]]) -> None:
-        for msg in msgs:
-            if len(msg) == 3 and msg[0] == 0:  # a plain event, not a request or reply
-                fn(msg[1], msg[2])
-        deliver(link, msgs)
-
-    events.on_messages = on_messages  # type: ignore[method-assign]
+    events._receive_all(fn)
 
 
 def _connect(args: argparse.Namespace, events: UnixEvents) -> None:
