@@ -394,3 +394,21 @@ def test_node_with_authkey_file_is_refused(tmp_path: Any) -> None:
     result = run(["send", "x", "ev", "--node", "--authkey-file", str(key)])
     assert_one_line_error(result)
     assert "no authentication" in result.stderr
+
+
+def test_ctrl_c_while_connecting_exits_130_without_traceback(sock_dir: str, channel: str) -> None:
+    with cli(["send", channel, "ev", "--socket-dir", sock_dir, "--timeout", "60", "-v"]) as proc:
+        err = proc.popen.stderr
+        assert err is not None
+        # -v logs each failed attempt: once one is logged, we are in the connect loop.
+        deadline = time.monotonic() + 30
+        seen = b""
+        while b"connect to" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([err.fileno()], [], [], left)[0], seen
+            chunk = os.read(err.fileno(), 65536)
+            assert chunk, seen
+            seen += chunk
+        proc.signal(signal.SIGINT)
+        assert proc.wait() == 130
+        assert b"Traceback" not in seen + err.read()
