@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,8 +88,6 @@ def test_exit_with_parent_false_outlives_the_parent() -> None:
             time.sleep(0.1)
         os.kill(info["pid"], signal.SIGKILL)
         wait_for(lambda: not is_alive(info["pid"], info["create_time"]), timeout=5.0)
-        import shutil
-
         shutil.rmtree(info["directory"], ignore_errors=True)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import shutil
+import signal
 from typing import Any, Callable, Optional
 
 import dill
@@ -37,7 +39,7 @@ class _MpChild:
 
     def send_signal(self, sig: int) -> None:
         # Process.terminate/kill skip a child already reaped, so a reused PID is safe.
-        if sig == 9:
+        if sig == signal.SIGKILL:
             self._process.kill()
         else:
             self._process.terminate()
@@ -97,8 +99,6 @@ def spawn(
         process.start()
     except BaseException:
         server.close(timeout=0.0)
-        import shutil
-
         shutil.rmtree(directory, ignore_errors=True)
         raise
     worker = Worker(

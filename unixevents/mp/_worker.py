@@ -159,7 +159,6 @@ class Worker:
         self._link_down = threading.Event()
         self._hooks: List[ExitHook] = []
         self._hooks_fired = False
-        self._closed = False
         events.on_disconnect(self._on_disconnect)
         # A child may say "ready" before this line runs: the channel keeps an
         # event nobody listens to yet for unclaimed_ttl, which covers that.
@@ -250,7 +249,6 @@ class Worker:
         Idempotent; returns once the child has ended and its files are gone.
         """
         deadline = time.monotonic() + timeout
-        self._closed = True
         self.events.close(timeout=timeout)
         self._link_down.set()  # closed here: nothing more will be read
         if not self.join(max(0.0, deadline - time.monotonic())):
