@@ -9,13 +9,13 @@ multiprocessing events, queues and pipes; a child never outlives ``stop``
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import shutil
 import signal
 import tempfile
 import threading
+import time
 from typing import Any, Dict, Iterator, List, Optional
 
 from unixevents import NoListener, UnixEvents
@@ -106,42 +106,35 @@ def client(
     ev.close()
 
 
-def no_listener_under_send_load(base_dir: str, report: Any) -> None:
-    """Requests that end in NoListener while the server sends with callbacks.
+def no_listener_while_a_sender_holds_the_transport(base_dir: str, report: Any) -> None:
+    """The interleaving of a NoListener answer with a send callback, made certain.
 
-    Reports ``("ok", n)`` through the pipe ``report`` when every request got
-    its NoListener, or ``("stuck", i)`` when request ``i`` got no answer in
-    time (then exits at once: threads that deadlocked cannot be closed).
+    A sender inside ``send`` holds the transport lock while it writes and
+    hands the written callbacks to the dispatcher. Here this thread plays that
+    sender: it holds the lock until the dispatcher has expired a held request
+    (and so wants to answer NoListener), then hands it a callback. Reports
+    ``("ok", 0)`` through the pipe ``report`` when both went on; when they
+    wait for each other this child never reports, and the parent kills it.
     """
     sock_dir = tempfile.mkdtemp(dir=base_dir)
-    server = UnixEvents("server", "load", socket_dir=sock_dir, unclaimed_ttl=0.05)
+    server = UnixEvents("server", "load", socket_dir=sock_dir, unclaimed_ttl=0.2)
     peer = UnixEvents("client", "load", socket_dir=sock_dir)
-    peer.receive("tick", lambda _: None)
-    if not (peer.wait_connected(20) and server.wait_connected(20)):
-        report.send(("not connected", 0))
-        os._exit(1)
-    done = threading.Event()
-
-    def send_with_callbacks() -> None:
-        while not done.is_set():
-            server.send("tick", "x" * 1000, lambda error, ok: None)
-
-    sender = threading.Thread(target=send_with_callbacks, daemon=True)
-    sender.start()
-    n = 40
-    for i in range(n):
-        fut = peer.request("nobody", i, timeout=20)
-        concurrent.futures.wait([fut], timeout=5)
-        if not (fut.done() and isinstance(fut.exception(), NoListener)):
-            report.send(("stuck", i))
-            report.close()
-            os._exit(1)
-    done.set()
-    sender.join(10)
+    dispatcher, transport = server._dispatcher, server._transport
+    assert dispatcher is not None and transport is not None
+    fut = peer.request("nobody", 1, timeout=20)
+    deadline = time.monotonic() + 20
+    while dispatcher.unclaimed_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the server holds the request
+    with transport.lock:
+        while dispatcher.unclaimed_count > 0 and time.monotonic() < deadline:
+            time.sleep(0.005)  # until its unclaimed_ttl expires it
+        called = threading.Event()
+        dispatcher.call(called.set)  # what on_tokens does for a send callback
+    ok = called.wait(10) and isinstance(fut.exception(timeout=10), NoListener)
     peer.close()
     server.close()
     shutil.rmtree(sock_dir, ignore_errors=True)
-    report.send(("ok", n))
+    report.send(("ok" if ok else "failed", 0))
     report.close()
 
 
