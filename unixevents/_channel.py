@@ -502,7 +502,7 @@ class UnixEvents:
     # --------------------------------------------------------------- sending
 
     def _targets(self, to: Optional[PeerInfo]) -> List[Link]:
-        """Links a message goes to (call with the transport lock held)."""
+        """Links a message goes to (the transport skips any that closed meanwhile)."""
         transport = self._transport
         assert transport is not None
         if self._role == "client":
@@ -511,7 +511,7 @@ class UnixEvents:
                 return []
             return [self._link]
         if to is None:
-            return list(transport.links.values())
+            return list(transport.links.values())  # a copy, made atomically under the GIL
         link = transport.links.get(to.connection)
         return [link] if link is not None and link.peer == to else []
 
@@ -552,13 +552,12 @@ class UnixEvents:
             self._fail(callback, NotConnectedError("call init() (or give role and channel) before send()"))
             return
         payload = self._encode(EVENT, event, data)
-        with transport.lock:
-            links = self._targets(to)
-            if not links:
-                error: Optional[Exception] = self._no_target_error(to)
-            else:
-                token = None if callback is None else _Delivery(callback, len(links))
-                error = transport.submit(payload, token, links)
+        links = self._targets(to)
+        if not links:
+            error: Optional[Exception] = self._no_target_error(to)
+        else:
+            token = None if callback is None else _Delivery(callback, len(links))
+            error = transport.submit(payload, token, links)
         if error is not None:
             self._fail(callback, error)
         elif self._log.isEnabledFor(logging.DEBUG):
@@ -612,12 +611,11 @@ class UnixEvents:
                 pass
 
         while True:
-            with transport.lock:
-                links = self._targets(None)
-                if not links:
-                    error: Optional[Exception] = self._no_target_error(None)
-                else:
-                    error = transport.submit(payload, _Delivery(settle, len(links), True), links)
+            links = self._targets(None)
+            if not links:
+                error: Optional[Exception] = self._no_target_error(None)
+            else:
+                error = transport.submit(payload, _Delivery(settle, len(links), True), links)
             if not isinstance(error, QueueFull):
                 break
             await loop.run_in_executor(None, self._wait_for_room, len(links))
@@ -675,8 +673,7 @@ class UnixEvents:
             raise TypeError(f"event must be a str, not {type(event).__name__}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive or None, not {timeout!r}")
-        with transport.lock:
-            links = self._targets(to)
+        links = self._targets(to)
         if self._role == "server" and to is None and len(links) > 1:
             raise ValueError(
                 f"{len(links)} clients are connected: pass to= one of .peers to say which"
@@ -693,8 +690,7 @@ class UnixEvents:
         except BaseException:
             self._requests.fail(rid, NotConnectedError("not sent"))
             raise
-        with transport.lock:
-            error = transport.submit_now(payload, rid, link)
+        error = transport.submit(payload, rid, [link], urgent=True)
         if error is not None:
             self._requests.fail(rid, error)
         elif deadline is not None and deadline < transport._next_wakeup:
@@ -712,12 +708,10 @@ class UnixEvents:
             from ._protocol import FAILURE
 
             payload = self._encode(FAILURE, type(exc).__name__, _describe(exc), rid)
-        with transport.lock:
-            if link.sock is None:
-                self._log.debug("the requester of %r left before the reply", event)
-                return
-            error = transport.submit_now(payload, None, link)
-        if error is not None:
+        error = transport.submit(payload, None, [link], urgent=True)
+        if isinstance(error, NotConnectedError):
+            self._log.debug("the requester of %r left before the reply", event)
+        elif error is not None:
             self._log.warning("could not reply to %r: %s", event, error)
 
     # -------------------------------------------------------------- listening

@@ -170,14 +170,14 @@ class Dispatcher:
                     self._idle = True
                     self._cond.wait(self._next_expiry())
                     self._idle = False
-                    if self._unclaimed:
-                        self._expire_locked(time.monotonic())
+                    if self._unclaimed and not queue:
+                        break  # expire below, outside the lock
                 if not queue and self._stopping:
                     self._done = True
                     return
                 items = list(queue)
                 queue.clear()
-                taken, self._backlog = self._backlog, 0
+                self._backlog = 0
             for link, payload in items:
                 if link is None:
                     self._guard(payload)
@@ -193,10 +193,8 @@ class Dispatcher:
                         self._paused = False
                 if resume:
                     self.on_drained()
-            del taken
             if self._unclaimed:
-                with self._lock:
-                    self._expire_locked(time.monotonic())
+                self._expire(time.monotonic())
 
     def _guard(self, thunk: Callable[[], Any]) -> None:
         try:
@@ -230,28 +228,34 @@ class Dispatcher:
         event = msg[1]
         if msg[0] not in (EVENT, REQUEST):
             return None
+        held = True
         with self._lock:
             entries = self._listeners.get(event)
             if entries is None:
-                self._hold_locked(link, msg)
-                return None
+                held = self._hold_locked(link, msg)
+        if entries is None:
+            # Answer outside our lock: answering takes the transport's locks,
+            # and senders holding those may be posting callbacks to us.
+            if not held and msg[0] == REQUEST:
+                self._no_listener(link, msg)
+            return None
         if event in self._unclaimed:
             self._replay(event)
             entries = self._listeners.get(event)
         return entries
 
-    def _hold_locked(self, link: Any, msg: List[Any]) -> None:
+    def _hold_locked(self, link: Any, msg: List[Any]) -> bool:
+        """Hold ``msg`` for a later listener; False if there is no room (caller answers)."""
         if self._unclaimed_count >= self.max_unclaimed:
             self._log.debug(
                 "no listener for %r and %d events already held; dropped",
                 msg[1],
                 self._unclaimed_count,
             )
-            if msg[0] == REQUEST:
-                self._no_listener(link, msg)
-            return
+            return False
         self._unclaimed.setdefault(msg[1], deque()).append((time.monotonic(), link, msg))
         self._unclaimed_count += 1
+        return True
 
     def _replay(self, event: str) -> None:
         """Deliver what was held for ``event``, oldest first (dispatcher thread)."""
@@ -279,18 +283,25 @@ class Dispatcher:
         oldest = min(held[0][0] for held in self._unclaimed.values())
         return max(0.0, oldest + self.unclaimed_ttl - time.monotonic())
 
-    def _expire_locked(self, now: float) -> None:
+    def _expire(self, now: float) -> None:
+        """Drop what was held past the TTL; answer held requests with NO_LISTENER."""
         limit = now - self.unclaimed_ttl
-        for event in list(self._unclaimed):
-            held = self._unclaimed[event]
-            while held and held[0][0] <= limit:
-                _, link, msg = held.popleft()
-                self._unclaimed_count -= 1
-                self._log.debug("no listener for %r within %.1f s; dropped", event, self.unclaimed_ttl)
-                if msg[0] == REQUEST:
-                    self._no_listener(link, msg)
-            if not held:
-                del self._unclaimed[event]
+        unanswered = []
+        with self._lock:
+            for event in list(self._unclaimed):
+                held = self._unclaimed[event]
+                while held and held[0][0] <= limit:
+                    _, link, msg = held.popleft()
+                    self._unclaimed_count -= 1
+                    self._log.debug(
+                        "no listener for %r within %.1f s; dropped", event, self.unclaimed_ttl
+                    )
+                    if msg[0] == REQUEST:
+                        unanswered.append((link, msg))
+                if not held:
+                    del self._unclaimed[event]
+        for link, msg in unanswered:
+            self._no_listener(link, msg)
 
     def _no_listener(self, link: Any, msg: List[Any]) -> None:
         self._answer(link, NO_LISTENER, msg[1], None, msg[3])
