@@ -9,7 +9,9 @@ logging.basicConfig(level=logging.INFO)
 welcomed = threading.Event()
 
 with UnixEvents("client", "Channel1") as client:
-    client.receive("welcome", lambda data: (print("client received welcome:", data), welcomed.set()))
+    client.receive(
+        "welcome", lambda data: (print("client received welcome:", data), welcomed.set())
+    )
     client.send("hello", {"message": "hi from the client"})  # queued until connected
     if welcomed.wait(30):
         client.send("bye", "see you")

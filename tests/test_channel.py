@@ -92,7 +92,7 @@ def test_async_init_and_coroutine_listeners(sock_dir: str, channel: str) -> None
     async def main() -> List[Any]:
         server = UnixEvents(socket_dir=sock_dir)
         client = UnixEvents(socket_dir=sock_dir)
-        got: "asyncio.Queue[Any]" = asyncio.Queue()
+        got: asyncio.Queue[Any] = asyncio.Queue()
 
         async def on_hi(data: Any) -> None:
             # Runs on this loop: asyncio objects are safe to touch here.
@@ -250,7 +250,7 @@ def _wait(predicate: Any, timeout: float = 10.0) -> None:
 
 
 def test_send_callbacks_report_success_once(pair: Any) -> None:
-    server, client = pair
+    _, client = pair
     results: List[Any] = []
     done = threading.Event()
 
@@ -415,7 +415,7 @@ def test_close_is_idempotent_and_flushes(sock_dir: str, channel: str) -> None:
 
 
 def test_after_close_sends_fail(pair: Any) -> None:
-    server, client = pair
+    _, client = pair
     client.close()
     got: List[Any] = []
     done = threading.Event()

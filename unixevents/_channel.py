@@ -48,7 +48,7 @@ _DEFAULTS: Dict[str, Any] = {
     "connect_timeout": 5.0,
 }
 
-_instances: "weakref.WeakSet[UnixEvents]" = weakref.WeakSet()
+_instances: weakref.WeakSet[UnixEvents] = weakref.WeakSet()
 
 
 @atexit.register
@@ -475,9 +475,7 @@ class UnixEvents:
                 else:
                     self._report(
                         tok,
-                        NotConnectedError(
-                            "the connection closed before the message was written"
-                        ),
+                        NotConnectedError("the connection closed before the message was written"),
                         False,
                     )
 
@@ -549,7 +547,9 @@ class UnixEvents:
         if transport is None:
             if type(event) is not str:
                 raise TypeError(f"event must be a str, not {type(event).__name__}")
-            self._fail(callback, NotConnectedError("call init() (or give role and channel) before send()"))
+            self._fail(
+                callback, NotConnectedError("call init() (or give role and channel) before send()")
+            )
             return
         payload = self._encode(EVENT, event, data)
         links = self._targets(to)

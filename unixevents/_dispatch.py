@@ -359,9 +359,7 @@ class Dispatcher:
 
         def report(ok: bool, value: Any) -> None:
             if not ok and not isinstance(value, asyncio.CancelledError):
-                self._log.error(
-                    "coroutine listener for event %r raised", event, exc_info=value
-                )
+                self._log.error("coroutine listener for event %r raised", event, exc_info=value)
             finish(ok, value)
 
         loop = self.loop

@@ -114,7 +114,9 @@ class PendingRequests:
         """Fail every request sent on ``link_id`` except the ids in ``keep`` (still queued)."""
         with self._lock:
             rids = [
-                rid for rid, entry in self._waiting.items() if entry[1] == link_id and rid not in keep
+                rid
+                for rid, entry in self._waiting.items()
+                if entry[1] == link_id and rid not in keep
             ]
             futures = [self._waiting.pop(rid)[0] for rid in rids]
         for future in futures:
@@ -136,7 +138,9 @@ class PendingRequests:
                 heapq.heapify(self._deadlines)
 
 
-def _settle(future: RequestFuture, *, result: Any = None, error: Optional[BaseException] = None) -> None:
+def _settle(
+    future: RequestFuture, *, result: Any = None, error: Optional[BaseException] = None
+) -> None:
     if future.done():
         return
     try:

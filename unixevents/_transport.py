@@ -32,7 +32,6 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import (
     Any,
-    Callable,
     Deque,
     Dict,
     List,
@@ -45,7 +44,6 @@ from typing import (
 from . import _address
 from ._liveness import PeerInfo, is_alive, peer_credentials, process_create_time
 from .errors import (
-    AuthenticationFailed,
     ChannelInUseError,
     NotConnectedError,
     QueueFull,
@@ -103,14 +101,14 @@ class Link:
     """One peer: its socket (None while a client is disconnected) and its send queue."""
 
     __slots__ = (
+        "error",
         "id",
         "inflight",
         "outbuf",
         "outq",
         "peer",
-        "reader",
-        "error",
         "qbytes",
+        "reader",
         "sock",
         "want_write",
         "wlock",
@@ -130,7 +128,7 @@ class Link:
         self.want_write = False
 
 
-_live: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+_live: weakref.WeakSet[Transport] = weakref.WeakSet()
 
 
 def _forget_after_fork() -> None:
@@ -175,7 +173,9 @@ def handshake(sock: socket.socket, key: bytes, *, server: bool, timeout: float) 
     _set_timeouts(sock, 0)
 
 
-def bind(address: _address.Address, backlog: int = 128) -> Tuple[socket.socket, Optional[Tuple[int, int]]]:
+def bind(
+    address: _address.Address, backlog: int = 128
+) -> Tuple[socket.socket, Optional[Tuple[int, int]]]:
     """Bind and listen on ``address``, replacing a stale socket file, never a live one.
 
     Returns the listening socket and the socket file's identity (None for
@@ -226,9 +226,7 @@ def _is_listening(path: str) -> bool:
     except (ConnectionRefusedError, FileNotFoundError):
         return False
     except OSError as exc:
-        if exc.errno == errno.EAGAIN:  # backlog full: someone is there
-            return True
-        return False
+        return exc.errno == errno.EAGAIN  # backlog full: someone is there
     else:
         return True
     finally:
@@ -316,9 +314,7 @@ class Transport:
         self._listener: Optional[socket.socket] = None
         self._handshakes: Set[socket.socket] = set()
         self._pid = os.getpid()
-        self._thread = threading.Thread(
-            target=self._run, name=f"unixevents-io-{name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"unixevents-io-{name}", daemon=True)
         _live.add(self)
 
     # ----------------------------------------------------------------- life
@@ -631,7 +627,9 @@ class Transport:
             return
         if reader.bad:
             for why in reader.bad:
-                self._log.warning("%s: dropped a bad message from %s: %s", self._name, link.peer, why)
+                self._log.warning(
+                    "%s: dropped a bad message from %s: %s", self._name, link.peer, why
+                )
             reader.bad.clear()
         if msgs and not self._owner.on_messages(link, msgs, len(data)):
             self._pause_reading()
@@ -803,9 +801,7 @@ class Transport:
             link = self.new_link()
             peer = describe_peer(sock, link.id)
         except AuthenticationError as exc:
-            self._log.warning(
-                "%s: refused a client with the wrong key (%s)", self._name, exc
-            )
+            self._log.warning("%s: refused a client with the wrong key (%s)", self._name, exc)
             sock.close()
             return
         except (OSError, EOFError) as exc:

@@ -58,9 +58,7 @@ class RemoteError(UnixEventsError):
         remote_traceback: the remote traceback as text.
     """
 
-    def __init__(
-        self, message: str, remote_type: str = "", remote_traceback: str = ""
-    ) -> None:
+    def __init__(self, message: str, remote_type: str = "", remote_traceback: str = "") -> None:
         super().__init__(message)
         self.remote_type = remote_type
         self.remote_traceback = remote_traceback

@@ -18,7 +18,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         description="Run the unixevents demos. "
         + ", ".join(f"{n} {title}" for n, (title, _) in DEMOS.items()),
     )
-    parser.add_argument("demos", nargs="*", type=int, metavar="N", help="demo numbers (default: all)")
+    parser.add_argument(
+        "demos", nargs="*", type=int, metavar="N", help="demo numbers (default: all)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the library's DEBUG log")
     args = parser.parse_args(argv)
     logging.basicConfig(

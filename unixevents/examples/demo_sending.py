@@ -50,7 +50,9 @@ def main() -> None:
             server.receive("tock", lambda _: count("tock", 1000))
             with peer_process(client, channel, socket_dir):
                 done.wait(20)
-            print(f"  server received {counts['tick']} ticks and {counts['tock']} tocks", flush=True)
+            print(
+                f"  server received {counts['tick']} ticks and {counts['tock']} tocks", flush=True
+            )
 
 
 if __name__ == "__main__":
