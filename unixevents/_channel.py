@@ -14,7 +14,7 @@ import weakref
 from multiprocessing import AuthenticationError
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from . import _address, _transport
+from . import _address, _sockets
 from ._dispatch import Dispatcher, Listener
 from ._liveness import PeerInfo, is_alive
 from ._protocol import EVENT, REQUEST, MpWire, is_answer, make_codec
@@ -278,7 +278,7 @@ class UnixEvents:
                 log.debug("listening on %s", address.display)
 
     def _bind(self, transport: Transport, address: _address.Address) -> None:
-        sock, identity = _transport.bind(address)
+        sock, identity = _sockets.bind(address)
         try:
             key = self._authkey
             if self._protocol == "mp" and key is None:
@@ -377,13 +377,13 @@ class UnixEvents:
         while not self._stop_connecting.is_set() and not self._closed:
             sock = None
             try:
-                sock = _transport.connect(self._address, self._opts["connect_timeout"])
+                sock = _sockets.connect(self._address, self._opts["connect_timeout"])
                 key = self._client_key()
                 if key is not None:
-                    _transport.handshake(
+                    _sockets.handshake(
                         sock, key, server=False, timeout=self._opts["handshake_timeout"]
                     )
-                peer = _transport.describe_peer(sock, self._link.id)
+                peer = _sockets.describe_peer(sock, self._link.id)
             except AuthenticationError as exc:
                 if sock is not None:
                     sock.close()
