@@ -39,7 +39,7 @@ def target_server(
         stop.wait(600)
 
 
-def logging_server(channel: str, socket_dir: str, log_path: str, ready: Any) -> None:
+def logging_server(channel: str, socket_dir: str, log_path: str, ready: Any, stop: Any) -> None:
     """Append every received 'n' [cid, seq] to ``log_path`` with one write each.
 
     One ``os.write`` per message: what this process received survives its SIGKILL.
@@ -52,11 +52,11 @@ def logging_server(channel: str, socket_dir: str, log_path: str, ready: Any) -> 
     def on_done(data: Any) -> None:
         os.write(fd, f"D {data[0]} {data[1]}\n".encode())
 
-    server = UnixEvents("server", channel, socket_dir=socket_dir)
-    server.receive("n", on_n)
-    server.receive("done", on_done)
-    ready.set()
-    threading.Event().wait()  # until SIGKILL or SIGTERM
+    with UnixEvents("server", channel, socket_dir=socket_dir) as server:
+        server.receive("n", on_n)
+        server.receive("done", on_done)
+        ready.set()
+        stop.wait(600)  # or, more likely, SIGKILL
 
 
 def sequence_client(
@@ -236,9 +236,9 @@ def connected_client(channel: str, socket_dir: str, ready: Any, protocol: str) -
     if protocol == "node":
         kwargs = {"protocol": "node"}
     client = UnixEvents("client", channel, **kwargs)
-    got = []
+    got: List[Any] = []
     client.receive("b", got.append)
-    client.receive("count", lambda _: client.send("count", len(got)))
+    client.receive("count", lambda _: client.send("count", [os.getpid(), len(got)]))
     if client.wait_connected(30):
         ready.set()
     threading.Event().wait()
