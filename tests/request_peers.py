@@ -109,10 +109,12 @@ def client(
 def no_listener_while_a_sender_holds_the_transport(base_dir: str, report: Any) -> None:
     """The interleaving of a NoListener answer with a send callback, made certain.
 
-    A sender inside ``send`` holds the transport lock while it writes and
-    hands the written callbacks to the dispatcher. Here this thread plays that
-    sender: it holds the lock until the dispatcher has expired a held request
-    (and so wants to answer NoListener), then hands it a callback. Reports
+    A thread holding the transport lock may hand work to the dispatcher (a
+    sender reporting written callbacks did, once), so the dispatcher must
+    never hold its own lock while it waits for the transport's to answer.
+    This thread holds the transport lock until the dispatcher has expired a
+    held request (and so wants to answer NoListener), then hands it a
+    callback. Reports
     ``("ok", 0)`` through the pipe ``report`` when both went on; when they
     wait for each other this child never reports, and the parent kills it.
     """

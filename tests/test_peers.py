@@ -110,10 +110,6 @@ def test_peers_is_empty_after_the_peer_leaves(spawn_ctx: Any, sock_dir: str, cha
         assert isinstance(error, NotConnectedError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: close() leaves links in Transport.links, so peers still lists them",
-)
 def test_peers_is_empty_after_close(sock_dir: str, channel: str) -> None:
     server = UnixEvents("server", channel, socket_dir=sock_dir)
     client = UnixEvents("client", channel, socket_dir=sock_dir)

@@ -415,11 +415,6 @@ def test_listener_in_this_process_may_request_and_wait(sock_dir: str, channel: s
         assert server.request("compute", 1, timeout=20).result(timeout=WAIT * 2) == 202
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: lock-order deadlock: dispatcher answers NoListener holding its lock"
-    " while a sender holding the transport lock reports a callback to the dispatcher",
-)
 def test_no_listener_answers_while_sending_with_callbacks(spawn_ctx: Any, sock_dir: str) -> None:
     # In a child: a deadlock there cannot hang this process or leak threads here.
     parent_end, child_end = spawn_ctx.Pipe(duplex=False)
@@ -442,14 +437,10 @@ def test_no_listener_answers_while_sending_with_callbacks(spawn_ctx: Any, sock_d
             os.rmdir(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: request() picks the link, then queues on it after the link was dropped:"
-    " the future never settles and transport.pending leaks",
-)
 def test_request_racing_a_disconnect_fails_at_once(sock_dir: str, channel: str) -> None:
     # Make the race certain: the client leaves after request() chose its link
-    # and before it queues the message (the window between the two locks).
+    # and before it queues the message. (Once, the message went onto the dead
+    # link's queue: the future never settled and transport.pending leaked.)
     server = UnixEvents("server", channel, socket_dir=sock_dir)
     client = UnixEvents("client", channel, socket_dir=sock_dir)
     gone = threading.Event()
