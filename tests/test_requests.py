@@ -467,3 +467,36 @@ def test_request_racing_a_disconnect_fails_at_once(sock_dir: str, channel: str) 
     finally:
         client.close()
         server.close(timeout=0.5)
+
+
+def test_cancelling_a_request_forgets_it(sock_dir: str, channel: str) -> None:
+    with (
+        UnixEvents("server", channel, socket_dir=sock_dir) as server,
+        UnixEvents("client", channel, socket_dir=sock_dir) as client,
+    ):
+        release = threading.Event()
+        server.receive("slow", lambda data: release.wait(10) and data)
+        future = client.request("slow", 1)
+        assert future.cancel()
+        assert len(client._requests) == 0
+        release.set()
+        # The late reply finds nobody waiting and is dropped; the channel goes on.
+        server.receive("fast", lambda data: data)
+        assert client.request("fast", 2).result(10) == 2
+
+
+def test_asyncio_cancelling_an_awaited_request_forgets_it(sock_dir: str, channel: str) -> None:
+    async def main() -> int:
+        with (
+            UnixEvents("server", channel, socket_dir=sock_dir) as server,
+            UnixEvents("client", channel, socket_dir=sock_dir) as client,
+        ):
+            release = threading.Event()
+            server.receive("slow", lambda data: release.wait(10))
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.request("slow", 1), 0.2)
+            pending = len(client._requests)
+            release.set()
+            return pending
+
+    assert asyncio.run(main()) == 0

@@ -684,7 +684,7 @@ class UnixEvents:
             return future
         link = links[0]
         deadline = None if timeout is None else time.monotonic() + timeout
-        rid, future = self._requests.add(link.id, event, deadline)
+        rid, future, earliest = self._requests.add(link.id, event, deadline)
         try:
             payload = self._encode(REQUEST, event, data, rid)
         except BaseException:
@@ -693,8 +693,8 @@ class UnixEvents:
         error = transport.submit(payload, rid, [link], urgent=True)
         if error is not None:
             self._requests.fail(rid, error)
-        elif deadline is not None and deadline < transport._next_wakeup:
-            transport.wake()
+        elif earliest:
+            transport.wake()  # the I/O thread keeps the clock: let it re-plan
         return future
 
     def _answer(self, link: Link, kind: int, event: str, data: Any, rid: int) -> None:

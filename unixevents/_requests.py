@@ -41,15 +41,30 @@ class PendingRequests:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, link_id: int, event: str, deadline: Optional[float]) -> Tuple[int, RequestFuture]:
+    def add(
+        self, link_id: int, event: str, deadline: Optional[float]
+    ) -> Tuple[int, RequestFuture, bool]:
+        """Register a request; returns its id, its future, and whether its
+        deadline is now the earliest (then the clock's owner must re-plan).
+
+        Cancelling the future (``fut.cancel()``, or asyncio cancelling an
+        ``await``) forgets the request; a reply that comes later is dropped.
+        """
         future = RequestFuture()
-        future.set_running_or_notify_cancel()
         with self._lock:
             rid = next(self._ids)
             self._waiting[rid] = (future, link_id, event)
+            earliest = False
             if deadline is not None:
                 heapq.heappush(self._deadlines, (deadline, rid))
-        return rid, future
+                earliest = self._deadlines[0][1] == rid
+        def forget_if_cancelled(fut: Any) -> None:
+            if fut.cancelled():
+                with self._lock:
+                    self._waiting.pop(rid, None)
+
+        future.add_done_callback(forget_if_cancelled)
+        return rid, future, earliest
 
     def next_deadline(self) -> Optional[float]:
         deadlines = self._deadlines

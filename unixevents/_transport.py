@@ -174,7 +174,6 @@ class Transport:
         self.closing = False  # no new messages accepted
         self._stopping = False  # the I/O thread is to end
         self._wake_armed = False
-        self._next_wakeup = 0.0
         self._paused = False  # not reading: the dispatcher is behind
         self._resume = False
 
@@ -416,7 +415,6 @@ class Transport:
             owner_deadline = self._owner.next_deadline()
             if owner_deadline is not None and owner_deadline < deadline:
                 deadline = owner_deadline
-            self._next_wakeup = deadline
             for key, mask in select(max(0.0, deadline - now)):
                 tag = key.data
                 if tag is None:
