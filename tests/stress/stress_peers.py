@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections import defaultdict
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client
 from typing import Any, Dict, List
@@ -96,13 +97,17 @@ def sequence_client(
         client.close()
 
 
-def load_server(channel: str, socket_dir: str, ready: Any, stop: Any, result: Any) -> None:
-    """Count each client's 'n' events (checking their order), echo requests, broadcast ticks."""
+def load_server(
+    channel: str, socket_dir: str, expected: int, ready: Any, stop: Any, result: Any
+) -> None:
+    """Count each client's 'n' events (checking their order), echo requests, broadcast ticks.
+
+    On ``stop`` it waits for the ``expected`` clients' 'fin' marks, then reports.
+    """
     counts: Dict[int, int] = {}
     disorder = [0]
     finals: Dict[int, int] = {}
     all_in = threading.Event()
-    expected = [0]
 
     def on_n(data: Any) -> None:
         cid, seq = data
@@ -112,25 +117,45 @@ def load_server(channel: str, socket_dir: str, ready: Any, stop: Any, result: An
 
     def on_fin(data: Any) -> None:
         finals[data[0]] = data[1]
-        if len(finals) >= expected[0]:
+        if len(finals) >= expected:
             all_in.set()
 
-    def on_expect(n: Any) -> None:
-        expected[0] = n
+    notes: Dict[str, int] = defaultdict(int)
 
+    class _Tally(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if "is gone" in text:
+                notes["liveness_drops"] += 1
+            elif record.levelno >= logging.WARNING:
+                notes["warnings"] += 1
+
+    root = logging.getLogger("unixevents")
+    root.setLevel(logging.INFO)
+    root.addHandler(_Tally())
     ticks = 0
     with UnixEvents("server", channel, socket_dir=socket_dir) as server:
         server.receive("n", on_n)
         server.receive("fin", on_fin)
         server.receive("echo", lambda data: data)
-        server.receive("expect", on_expect)
+        server.on_connect(lambda peer: notes.__setitem__("connects", notes["connects"] + 1))
+        server.on_disconnect(
+            lambda peer: notes.__setitem__("disconnects", notes["disconnects"] + 1)
+        )
         ready.set()
         while not stop.wait(0.1):
             if server.connected:
                 server.send("tick", ticks)
                 ticks += 1
+        all_in.wait(60)
         result.send(
-            {"counts": counts, "finals": finals, "disorder": disorder[0], "ticks_sent": ticks}
+            {
+                "counts": counts,
+                "finals": finals,
+                "disorder": disorder[0],
+                "ticks_sent": ticks,
+                "log": dict(notes),
+            }
         )
 
 
@@ -153,6 +178,7 @@ def load_clients(
             if not c.wait_connected(60):
                 result.send({"error": "a client could not connect"})
                 return
+        result.send({"ready": first_cid})
         threads = []
         for i, c in enumerate(clients):
             st: Dict[str, Any] = {"cid": first_cid + i}
