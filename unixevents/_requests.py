@@ -58,6 +58,7 @@ class PendingRequests:
             if deadline is not None:
                 heapq.heappush(self._deadlines, (deadline, rid))
                 earliest = self._deadlines[0][1] == rid
+
         def forget_if_cancelled(fut: Any) -> None:
             if fut.cancelled():
                 with self._lock:
