@@ -122,6 +122,5 @@ def test_64_clients_for_a_minute(sock_dir: str, channel: str, spawn_ctx: Any, in
     assert connected["fds"] == idle["fds"] + n_clients
     assert max(s["fds"] for s in samples) == connected["fds"]
     assert summary["log"].get("connects") == n_clients, summary["log"]
-    assert connected["threads"] == idle["threads"]
     assert after["fds"] == idle["fds"] and after["threads"] == idle["threads"]
     assert growth < RSS_GROWTH_LIMIT, f"server RSS grew {mib(growth)} MiB after warm-up"
