@@ -258,3 +258,15 @@ def test_batches_are_one_json_array() -> None:
     (length,) = struct.unpack("!i", frame[:4])
     assert json.loads(frame[4:]) == [[0, "a", 1], [0, "b", 2]]
     assert length == len(frame) - 4
+
+
+@given(st.text(min_size=1, max_size=50))
+@settings(max_examples=200, deadline=None)
+def test_long_strings_take_the_fast_path_and_still_roundtrip(piece: str) -> None:
+    # Long enough for the escape-free fast path; escapes send it the slow way.
+    text = piece * (5000 // len(piece) + 1)
+    wire = MpWire(JsonCodec(), 1 << 22)
+    for rid in (None, 7):
+        kind = EVENT if rid is None else REQUEST
+        [msg] = roundtrip(wire, [wire.encode(kind, "e", text, rid)])
+        assert msg[2] == text and msg[-1] == (text if rid is None else rid)

@@ -95,6 +95,10 @@ def _make_json_encoder() -> Callable[[Any], str]:
 
 
 _CONTAINERS = (dict, list, tuple)
+# Strings at least this long try the escape-free fast path of JsonCodec.encode.
+_BIG_STR = 4096
+# Bytes that JSON must escape inside a string: control characters, '"', '\\'.
+_JSON_ESCAPED = bytes(range(0x20)) + b'"\\'
 
 
 def _check_keys(obj: Any, depth: int = 0) -> None:
@@ -128,6 +132,10 @@ class JsonCodec:
         Raises:
             SerializationError: ``data`` is not plain JSON data (see the spec 1.1).
         """
+        if type(data) is str and len(data) >= _BIG_STR:
+            fast = self._encode_big_str(kind, event, data, rid)
+            if fast is not None:
+                return fast
         try:
             if isinstance(data, _CONTAINERS):
                 _check_keys(data)
@@ -147,6 +155,25 @@ class JsonCodec:
             text = f"[{kind},{head},{body},{rid}]"
         # surrogatepass: every Python str survives, even lone surrogates.
         return text.encode("utf-8", "surrogatepass")
+
+    def _encode_big_str(
+        self, kind: int, event: str, data: str, rid: Optional[int]
+    ) -> Optional[bytes]:
+        """A long str that needs no JSON escapes, without the escaper's per-char loop.
+
+        CPython's JSON string encoder runs at ~0.5 GB/s; most large payloads
+        need no escaping at all, which ``bytes.translate`` checks at memory
+        speed. UTF-8 never puts a byte below 0x80 inside a multi-byte
+        character, so the check on the encoded bytes is exact. None: escape.
+        """
+        raw = data.encode("utf-8", "surrogatepass")
+        if len(raw.translate(None, _JSON_ESCAPED)) != len(raw):
+            return None
+        head = self._events.get(event)
+        if head is None:
+            head = self._event_head(event)
+        tail = b'"]' if rid is None else b'",%d]' % rid
+        return b"".join((f'[{kind},{head},"'.encode("utf-8", "surrogatepass"), raw, tail))
 
     def _event_head(self, event: str) -> str:
         head = json.dumps(event, ensure_ascii=False)
