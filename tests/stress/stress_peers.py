@@ -8,6 +8,7 @@ back as plain tuples and dicts through a pipe.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import threading
 import time
@@ -18,9 +19,13 @@ from typing import Any, Dict, List
 
 from unixevents import UnixEvents
 
-# Peers run many bad connections on purpose: keep their warnings off the test's stderr.
-logging.getLogger("unixevents").addHandler(logging.NullHandler())
-logging.getLogger("unixevents").propagate = False
+# Peers run many bad connections on purpose: keep their warnings off the test's
+# stderr. Only in the spawned peers: pytest imports this module too (even when
+# the stress tests are deselected), and there it must not mute the library's
+# logs for every other test's caplog.
+if multiprocessing.parent_process() is not None:
+    logging.getLogger("unixevents").addHandler(logging.NullHandler())
+    logging.getLogger("unixevents").propagate = False
 
 
 def target_server(
