@@ -89,3 +89,20 @@ def forwarding_server(channel: str, socket_dir: str, ready: Any, queue: Any, sto
         server.receive("n", queue.send)
         ready.set()
         stop.wait(60)
+
+
+def blobs_then_exit(channel: str, socket_dir: str, count: int, size: int, go: Any) -> None:
+    """Send 'hold', wait for ``go``, send ``count`` blobs and a 'fin', flush, exit at once."""
+    client = UnixEvents("client", channel, socket_dir=socket_dir)
+    if not client.wait_connected(30):
+        raise SystemExit(3)
+    client.send("hold", None)
+    if not go.wait(30):
+        raise SystemExit(5)
+    blob = "b" * size
+    for _ in range(count):
+        client.send("blob", blob)
+    client.send("fin", count)
+    client.close(timeout=30)
+    if client._transport is not None and client._transport.pending:
+        raise SystemExit(4)

@@ -176,3 +176,39 @@ def test_close_while_connected_flushes_everything(
     client.close()  # flushes, even though we never waited to be connected
     assert box.get(30) == list(range(count))
     server.join(30)
+
+
+def test_a_peer_that_exits_right_after_sending_loses_nothing(
+    sock_dir: str, channel: str, spawn_ctx: Any
+) -> None:
+    """The liveness check must read what a dead peer left in its socket first.
+
+    A blocked listener makes the server stop reading (back-pressure), so the
+    peer's last bytes and its EOF wait in the kernel while the peer exits; the
+    next liveness check then sees a dead process with unread data.
+    """
+    from unixevents._dispatch import PAUSE_BYTES
+
+    size = 64 * 1024
+    count = PAUSE_BYTES // size + 6  # past the pause: the rest waits in the kernel
+    go, release, fin = spawn_ctx.Event(), threading.Event(), threading.Event()
+    blobs: List[int] = []
+
+    def on_hold(_: Any) -> None:
+        go.set()  # the dispatcher is now stuck here while the blobs arrive
+        release.wait(30)
+
+    with UnixEvents("server", channel, socket_dir=sock_dir, liveness_interval=0.05) as server:
+        server.receive("hold", on_hold)
+        server.receive("blob", lambda data: blobs.append(len(data)))
+        server.receive("fin", lambda n: fin.set())
+        proc = spawn_ctx.Process(
+            target=peers.blobs_then_exit, args=(channel, sock_dir, count, size, go)
+        )
+        proc.start()
+        proc.join(60)
+        assert proc.exitcode == 0
+        wait_for(lambda: not server.peers)  # the dead peer was noticed
+        release.set()
+        assert fin.wait(20)
+        assert len(blobs) == count

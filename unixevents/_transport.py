@@ -106,6 +106,7 @@ class Link:
         "qbytes",
         "reader",
         "sock",
+        "unposted",
         "want_write",
         "wlock",
     )
@@ -117,6 +118,7 @@ class Link:
         self.reader: Optional[Reader] = None
         self.outq: Deque[Item] = deque()
         self.qbytes = 0  # bytes in outq
+        self.unposted = 0  # bytes read since the last messages went to the dispatcher
         self.error = ""
         self.wlock = threading.Lock()  # held by whoever writes to sock
         self.outbuf: Optional[memoryview] = None
@@ -473,20 +475,21 @@ class Transport:
             self._register(link)
             self._owner.on_link_up(link)
 
-    def _read(self, link: Link) -> None:
+    def _read(self, link: Link) -> bool:
+        """Read once from ``link``; False if nothing was there or it closed."""
         sock = link.sock
         if sock is None:
-            return
+            return False
         try:
             data = sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as exc:
             self.drop(link, f"read failed: {exc}")
-            return
+            return False
         if not data:
             self.drop(link, "peer closed the connection")
-            return
+            return False
         reader = link.reader
         assert reader is not None
         try:
@@ -494,15 +497,19 @@ class Transport:
         except ValueError as exc:  # FramingError: the stream cannot be trusted any more
             self._log.warning("%s: dropping connection to %s: %s", self._name, link.peer, exc)
             self.drop(link, f"bad framing: {exc}")
-            return
+            return False
         if reader.bad:
             for why in reader.bad:
                 self._log.warning(
                     "%s: dropped a bad message from %s: %s", self._name, link.peer, why
                 )
             reader.bad.clear()
-        if msgs and not self._owner.on_messages(link, msgs, len(data)):
-            self._pause_reading()
+        link.unposted += len(data)  # a frame can take several reads: count them all
+        if msgs:
+            nbytes, link.unposted = link.unposted, 0
+            if not self._owner.on_messages(link, msgs, nbytes):
+                self._pause_reading()
+        return True
 
     def _flush(self) -> None:
         with self.lock:
@@ -634,12 +641,24 @@ class Transport:
             peer = link.peer
             assert peer is not None
             if peer.pid > 0 and not is_alive(peer.pid, peer.create_time):
+                # What it wrote before it died is still ours to deliver: the
+                # usual case is a peer that sent, closed and exited a moment
+                # before this check, with its EOF not yet read.
+                self._read_to_end(link)
+                if link.sock is None:
+                    continue  # it was an ordinary close after all
                 self._log.info(
                     "%s: peer process %d is gone but its socket is still open; disconnecting",
                     self._name,
                     peer.pid,
                 )
                 self.drop(link, "peer process is gone")
+
+    def _read_to_end(self, link: Link) -> None:
+        """Read what ``link``'s socket holds now, even while paused (bounded: 64 reads)."""
+        for _ in range(64):
+            if not self._read(link):
+                return
 
     def _accept(self) -> None:
         assert self._listener is not None
