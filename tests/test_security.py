@@ -249,3 +249,57 @@ def test_a_json_channel_never_unpickles_what_a_peer_sends(sock_dir: str, channel
         finally:
             conn.close()
     assert not os.path.exists(marker)
+
+
+def test_a_deleted_socket_file_is_recreated(
+    sock_dir: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with UnixEvents("server", channel, socket_dir=sock_dir, liveness_interval=0.05) as server:
+        os.unlink(server.address)
+        os.unlink(os.path.join(sock_dir, channel + ".key"))
+        with UnixEvents("client", channel, socket_dir=sock_dir) as client:
+            assert client.wait_connected(10)
+    assert sum("re-created it" in r.getMessage() for r in caplog.records) == 1
+    assert sum("re-wrote it" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_socket_file_replaced_by_another_server_is_left_to_it(
+    sock_dir: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = threading.Event()
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "replaced the socket file" in record.getMessage():
+                seen.set()
+
+    spy = Spy()
+    logging.getLogger("unixevents").addHandler(spy)
+    try:
+        with UnixEvents("server", channel, socket_dir=sock_dir, liveness_interval=0.05) as first:
+            os.unlink(first.address)
+            # Before the first notices, a second server takes the free path.
+            with UnixEvents("server", channel, socket_dir=sock_dir) as second:
+                assert seen.wait(10)
+                with UnixEvents("client", channel, socket_dir=sock_dir) as client:
+                    assert client.wait_connected(10)
+                    assert second.wait_connected(10)
+                    assert not first.connected
+    finally:
+        logging.getLogger("unixevents").removeHandler(spy)
+
+
+def test_a_full_disk_for_the_key_file_is_a_clear_error(
+    sock_dir: str, channel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno as errno_
+
+    from unixevents import _address
+
+    def no_space(path: str, key: Any = None) -> Any:
+        raise OSError(errno_.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_address, "write_key_file", no_space)
+    with pytest.raises(UnixEventsError, match="free some space"):
+        UnixEvents("server", channel, socket_dir=sock_dir)
+    assert os.listdir(sock_dir) == []

@@ -139,13 +139,14 @@ def _ensure_dir(directory: str, *, private: bool) -> None:
             )
 
 
-def write_key_file(path: str) -> Tuple[bytes, Tuple[int, int]]:
-    """Write a fresh random key to ``path`` (mode 0600) atomically.
+def write_key_file(path: str, key: Optional[bytes] = None) -> Tuple[bytes, Tuple[int, int]]:
+    """Write ``key`` (default: 32 fresh random bytes) to ``path`` (mode 0600) atomically.
 
     Returns the key and the file's ``(st_dev, st_ino)``, so that the owner can
     later remove the file only if it is still the one it wrote.
     """
-    key = secrets.token_bytes(KEY_BYTES)
+    if key is None:
+        key = secrets.token_bytes(KEY_BYTES)
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".key-", dir=directory)  # mkstemp uses mode 0600
     try:
@@ -184,6 +185,22 @@ def coerce_authkey(authkey: Union[bytes, str, None]) -> Optional[bytes]:
     return bytes(authkey)
 
 
+def is_same(
+    path: str, identity: Optional[Tuple[int, int]], content: Optional[bytes] = None
+) -> bool:
+    """True if ``path`` is still the file with ``identity`` (and ``content``, if given)."""
+    try:
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) != identity:
+            return False
+        if content is not None:
+            with open(path, "rb") as fh:
+                return fh.read(len(content) + 1) == content
+    except OSError:
+        return False
+    return True
+
+
 def unlink_if_same(
     path: Optional[str], identity: Optional[Tuple[int, int]], content: Optional[bytes] = None
 ) -> None:
@@ -194,14 +211,8 @@ def unlink_if_same(
     """
     if path is None or identity is None:
         return
-    try:
-        st = os.lstat(path)
-        if (st.st_dev, st.st_ino) != identity:
-            return
-        if content is not None:
-            with open(path, "rb") as fh:
-                if fh.read(len(content) + 1) != content:
-                    return
-        os.unlink(path)
-    except OSError:
-        pass
+    if is_same(path, identity, content):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -92,6 +92,8 @@ class Owner(Protocol):
 
     def on_lost(self, reason: str) -> None: ...
 
+    def on_liveness_tick(self) -> None: ...
+
 
 class Link:
     """One peer: its socket (None while a client is disconnected) and its send queue."""
@@ -211,6 +213,18 @@ class Transport:
             link = Link(self._next_id)
             self._next_id += 1
             return link
+
+    def replace_listener(self, sock: socket.socket) -> None:
+        """Serve on a new listening socket instead of the old one (I/O thread only)."""
+        old = self._listener
+        if old is not None:
+            try:
+                self._selector.unregister(old)
+            except (KeyError, ValueError):
+                pass
+            old.close()
+        self._listener = sock
+        self._selector.register(sock, selectors.EVENT_READ, "listener")
 
     def listen(self, sock: socket.socket, key: Optional[bytes]) -> None:
         """Serve on an already bound, non-blocking listening socket."""
@@ -440,6 +454,7 @@ class Transport:
             if now >= next_liveness:
                 next_liveness = now + self.liveness_interval
                 self._check_liveness()
+                self._owner.on_liveness_tick()
             if owner_deadline is not None and now >= owner_deadline:
                 self._owner.on_tick(now)
 
