@@ -143,6 +143,9 @@ class UnixEvents:
         self._on_disconnect: List[PeerHook] = []
         self._transport: Optional[Transport] = None
         self._link: Optional[Link] = None  # a client's one link, kept across reconnects
+        # [the link] for a client: send(to=None) skips _targets(); empty for a server.
+        self._client_links: List[Link] = []
+        self._max_size: int = self._opts["max_message_size"]
         self._connector: Optional[threading.Thread] = None
         self._stop_connecting = threading.Event()
         self._auth_error: Optional[BaseException] = None
@@ -262,6 +265,7 @@ class UnixEvents:
                     raise
             else:
                 self._link = transport.new_link()
+                self._client_links = [self._link]
             self._log = log
             if self._debug:
                 log.setLevel(logging.DEBUG)
@@ -573,7 +577,7 @@ class UnixEvents:
         if type(event) is not str:
             raise TypeError(f"event must be a str, not {type(event).__name__}")
         payload: bytes = self._wire.encode(kind, event, data, rid)
-        if len(payload) > self._opts["max_message_size"]:
+        if len(payload) > self._max_size:
             raise MessageTooLarge(
                 f"event {event!r} encodes to {len(payload)} bytes, over max_message_size="
                 f"{self._opts['max_message_size']}; send it in parts or raise the option on"
@@ -608,7 +612,7 @@ class UnixEvents:
             )
             return
         payload = self._encode(EVENT, event, data)
-        links = self._targets(to)
+        links = self._client_links if to is None and self._client_links else self._targets(to)
         if not links:
             error: Optional[Exception] = self._no_target_error(to)
         else:
