@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import select
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any, Iterator, List, Optional
 import pytest
 from conftest import wait_for
 from node_peer import fake_client, js_stringify, node_path
+from recorders import Inbox
 
 from unixevents import RemoteError, UnixEvents
 from unixevents._cli import parse_data
@@ -107,17 +107,6 @@ def assert_one_line_error(result: Any) -> None:
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "error:" in lines[0]
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.q: queue.Queue[Any] = queue.Queue()
-
-    def __call__(self, data: Any) -> None:
-        self.q.put(data)
-
-    def get(self, timeout: float = 15.0) -> Any:
-        return self.q.get(timeout=timeout)
 
 
 @pytest.fixture

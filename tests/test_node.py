@@ -18,6 +18,7 @@ from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from node_peer import fake_client, fake_server, js_stringify, node_path
+from recorders import Inbox
 
 from unixevents import (
     ChannelInUseError,
@@ -391,22 +392,6 @@ def node_channel(channel: str) -> Iterator[str]:
     if left:
         os.unlink(path)
     assert not left, f"{path} was left behind"
-
-
-class Inbox:
-    """Listener that puts each payload on a queue."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue[Any] = queue.Queue()
-
-    def __call__(self, data: Any) -> None:
-        self.q.put(data)
-
-    def get(self, timeout: float = 10.0) -> Any:
-        return self.q.get(timeout=timeout)
-
-    def empty(self) -> bool:
-        return self.q.empty()
 
 
 class Callbacks:
