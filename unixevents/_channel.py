@@ -19,6 +19,7 @@ from ._dispatch import Dispatcher, Listener
 from ._liveness import PeerInfo, is_alive
 from ._protocol import EVENT, REQUEST, MpWire, is_answer, make_codec
 from ._requests import PendingRequests, RequestFuture
+from ._server_files import ServerFiles
 from ._transport import Link, Transport
 from .errors import (
     AuthenticationFailed,
@@ -150,10 +151,8 @@ class UnixEvents:
         self._stop_connecting = threading.Event()
         self._auth_error: Optional[BaseException] = None
         self._last_error = ""
-        # (path, (st_dev, st_ino), content if known): what close() may remove
-        self._owned_files: List[Tuple[str, Optional[Tuple[int, int]], Optional[bytes]]] = []
+        self._files: Optional[ServerFiles] = None  # a server's socket and key files
         self._owner_pid = os.getpid()
-        self._replaced_warned = False
         self._pending_listeners: List[Tuple[str, Listener, bool]] = []
         self._dispatcher: Optional[Dispatcher] = None
         self._tap: Optional[Callable[[str, Any], Any]] = None
@@ -283,28 +282,10 @@ class UnixEvents:
                 log.debug("listening on %s", address.display)
 
     def _bind(self, transport: Transport, address: _address.Address) -> None:
-        sock, identity = _sockets.bind(address)
-        self._owned_files.append((address.path, identity, None))
-        try:
-            key = self._authkey
-            if self._protocol == "mp" and key is None:
-                assert address.key_path is not None
-                try:
-                    key, key_id = _address.write_key_file(address.key_path)
-                except OSError as exc:
-                    raise UnixEventsError(
-                        f"cannot write the key file {address.key_path!r}:"
-                        f" {exc.strerror or exc}; free some space or make the directory"
-                        " writable, or pass socket_dir= (or authkey= on both sides)"
-                    ) from exc
-                self._owned_files.append((address.key_path, key_id, key))
-            transport.listen(sock, key if self._protocol == "mp" else None)
-        except BaseException:
-            sock.close()
-            for path, ident, content in self._owned_files:
-                _address.unlink_if_same(path, ident, content)
-            self._owned_files.clear()
-            raise
+        files = ServerFiles(address, self._log)
+        sock, key = files.create(self._authkey, want_key_file=self._protocol == "mp")
+        self._files = files
+        transport.listen(sock, key if self._protocol == "mp" else None)
 
     async def init(self, role: str, channel: str, *, timeout: Optional[float] = None) -> bool:
         """Initialise as ``role`` on ``channel``; see :meth:`init_sync`."""
@@ -500,51 +481,9 @@ class UnixEvents:
         self._requests.prune()
 
     def on_liveness_tick(self) -> None:
-        """A server checks that its socket and key files are still in place (I/O thread).
-
-        A deleted socket file is re-created (clients keep finding us); one that
-        another process replaced is left alone, with an error logged once.
-        """
-        if self._role != "server" or not self._owned_files or self._closed:
-            return
-        path, identity, _ = self._owned_files[0]
-        if _address.is_same(path, identity):
-            self._replaced_warned = False
-        elif os.path.lexists(path):
-            if not self._replaced_warned:
-                self._replaced_warned = True
-                self._log.error(
-                    "another process replaced the socket file %s; existing clients stay"
-                    " connected, new ones reach the other process. Close one of the servers.",
-                    path,
-                )
-            return
-        else:
-            assert self._address is not None and self._transport is not None
-            try:
-                sock, new_identity = _sockets.bind(self._address)
-            except UnixEventsError as exc:
-                self._log.error(
-                    "the socket file %s was deleted and cannot be re-created: %s", path, exc
-                )
-                return
-            self._owned_files[0] = (path, new_identity, None)
-            self._transport.replace_listener(sock)
-            self._log.warning("the socket file %s was deleted; re-created it", path)
-        for i, (key_path, key_id, key) in enumerate(self._owned_files[1:], start=1):
-            if key is not None and not _address.is_same(key_path, key_id, key):
-                try:
-                    self._owned_files[i] = (
-                        key_path,
-                        _address.write_key_file(key_path, key)[1],
-                        key,
-                    )
-                except OSError as exc:
-                    self._log.error("cannot re-create the key file %s: %s", key_path, exc)
-                else:
-                    self._log.warning(
-                        "the key file %s was deleted or changed; re-wrote it", key_path
-                    )
+        if self._files is not None and not self._closed:
+            assert self._transport is not None
+            self._files.check(self._transport.replace_listener)
 
     def on_lost(self, reason: str) -> None:  # pragma: no cover - only after a bug
         self._requests.fail_all(NotConnectedError(reason))
@@ -872,8 +811,8 @@ class UnixEvents:
             connector = self._connector
             if connector is not None and connector is not threading.current_thread():
                 connector.join(max(timeout, 1.0) + self._opts["connect_timeout"])
-            for path, ident, content in self._owned_files:
-                _address.unlink_if_same(path, ident, content)
+            if self._files is not None:
+                self._files.remove()
         self._requests.fail_all(NotConnectedError("the channel was closed before the reply came"))
         self._connected_evt.clear()
         if self._dispatcher is not None:
