@@ -7,14 +7,13 @@ import atexit
 import functools
 import logging
 import os
-import random
 import threading
 import time
 import weakref
-from multiprocessing import AuthenticationError
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from . import _address, _sockets
+from . import _address
+from ._connector import Connector
 from ._dispatch import Dispatcher, Listener
 from ._liveness import PeerInfo, is_alive
 from ._protocol import EVENT, REQUEST, MpWire, is_answer, make_codec
@@ -22,7 +21,6 @@ from ._requests import PendingRequests, RequestFuture
 from ._server_files import ServerFiles
 from ._transport import Link, Transport
 from .errors import (
-    AuthenticationFailed,
     MessageTooLarge,
     NotConnectedError,
     QueueFull,
@@ -147,10 +145,7 @@ class UnixEvents:
         # [the link] for a client: send(to=None) skips _targets(); empty for a server.
         self._client_links: List[Link] = []
         self._max_size: int = self._opts["max_message_size"]
-        self._connector: Optional[threading.Thread] = None
-        self._stop_connecting = threading.Event()
-        self._auth_error: Optional[BaseException] = None
-        self._last_error = ""
+        self._connector: Optional[Connector] = None  # a client's connection attempts
         self._files: Optional[ServerFiles] = None  # a server's socket and key files
         self._owner_pid = os.getpid()
         self._pending_listeners: List[Tuple[str, Listener, bool]] = []
@@ -263,8 +258,19 @@ class UnixEvents:
                     transport.discard()
                     raise
             else:
-                self._link = transport.new_link()
-                self._client_links = [self._link]
+                link = self._link = transport.new_link()
+                self._client_links = [link]
+                self._connector = Connector(
+                    address,
+                    self._client_key,
+                    lambda sock, peer: transport.adopt(link, sock, peer),
+                    link.id,
+                    backoff_initial=self._opts["backoff_initial"],
+                    backoff_max=self._opts["backoff_max"],
+                    connect_timeout=self._opts["connect_timeout"],
+                    handshake_timeout=self._opts["handshake_timeout"],
+                    log=log,
+                )
             self._log = log
             if self._debug:
                 log.setLevel(logging.DEBUG)
@@ -319,42 +325,30 @@ class UnixEvents:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if self._connected_evt.wait(0.05 if left is None else min(left, 0.05)):
                 return True
-            if self._auth_error is not None:
-                error, self._auth_error = self._auth_error, None
+            connector = self._connector
+            assert connector is not None
+            error = connector.take_auth_error()
+            if error is not None:
                 raise error
             if self._closed:
                 return False
             if deadline is not None and time.monotonic() >= deadline:
-                self._stop_connecting.set()
+                connector.stop()
                 self._log.warning(
                     "could not connect to %s within %.1f s: %s",
                     self.address,
                     timeout,
-                    self._last_error or "no server answered",
+                    connector.last_error or "no server answered",
                 )
                 return False
 
     # ------------------------------------------------------------- connecting
 
     def _start_connecting(self, *, raise_auth: bool) -> None:
-        if self._role != "client":
-            return
         with self._state_lock:
-            if self._closed or self._connected_evt.is_set():
+            if self._connector is None or self._closed or self._connected_evt.is_set():
                 return
-            if self._connector is not None and self._connector.is_alive():
-                self._connector_raise_auth = raise_auth or getattr(
-                    self, "_connector_raise_auth", False
-                )
-                return
-            self._connector_raise_auth = raise_auth
-            self._stop_connecting.clear()
-            self._connector = threading.Thread(
-                target=self._connect_loop,
-                name=f"unixevents-connect-{self.channel}",
-                daemon=True,
-            )
-            self._connector.start()
+            self._connector.start(raise_auth=raise_auth)
 
     def _client_key(self) -> Optional[bytes]:
         if self._protocol == "node":
@@ -363,43 +357,6 @@ class UnixEvents:
             return self._authkey
         assert self._address is not None and self._address.key_path is not None
         return _address.read_key_file(self._address.key_path)
-
-    def _connect_loop(self) -> None:
-        assert self._address is not None and self._transport is not None
-        assert self._link is not None
-        delay = self._opts["backoff_initial"]
-        while not self._stop_connecting.is_set() and not self._closed:
-            sock = None
-            try:
-                sock = _sockets.connect(self._address, self._opts["connect_timeout"])
-                key = self._client_key()
-                if key is not None:
-                    _sockets.handshake(
-                        sock, key, server=False, timeout=self._opts["handshake_timeout"]
-                    )
-                peer = _sockets.describe_peer(sock, self._link.id)
-            except AuthenticationError as exc:
-                if sock is not None:
-                    sock.close()
-                message = (
-                    f"the server on {self.address} refused our key ({exc}); use the same"
-                    " authkey= on both sides, or let the client read the server's key file"
-                )
-                self._last_error = message
-                if self._connector_raise_auth:
-                    self._auth_error = AuthenticationFailed(message)
-                    return
-                self._log.error("%s; retrying", message)
-            except (OSError, EOFError) as exc:
-                if sock is not None:
-                    sock.close()
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._log.debug("connect to %s failed: %s", self.address, self._last_error)
-            else:
-                self._transport.adopt(self._link, sock, peer)
-                return
-            self._stop_connecting.wait(delay * random.uniform(0.5, 1.0))
-            delay = min(self._opts["backoff_max"], delay * 2)
 
     # ------------------------------------------------ what the transport says
 
@@ -796,7 +753,8 @@ class UnixEvents:
             if self._closed:
                 return
             self._closed = True
-        self._stop_connecting.set()
+        if self._connector is not None:
+            self._connector.stop()
         transport = self._transport
         if transport is not None and os.getpid() == self._owner_pid:
             if not transport.drain(timeout):
@@ -808,9 +766,8 @@ class UnixEvents:
             leftovers = transport.stop(timeout=max(timeout, 1.0), kept=self._link)
             if leftovers:
                 self.on_tokens(leftovers, False)
-            connector = self._connector
-            if connector is not None and connector is not threading.current_thread():
-                connector.join(max(timeout, 1.0) + self._opts["connect_timeout"])
+            if self._connector is not None:
+                self._connector.join(max(timeout, 1.0) + self._opts["connect_timeout"])
             if self._files is not None:
                 self._files.remove()
         self._requests.fail_all(NotConnectedError("the channel was closed before the reply came"))
