@@ -483,3 +483,19 @@ def test_public_names_are_exported_once() -> None:
     for name in errors.__all__:
         assert getattr(unixevents, name) is getattr(errors, name)
         assert issubclass(getattr(errors, name), errors.UnixEventsError)
+
+
+def test_enable_debug_before_init_touches_only_this_instance(sock_dir: str, channel: str) -> None:
+    import logging as logging_
+
+    shared = logging_.getLogger("unixevents")
+    level = shared.level
+    ev = UnixEvents(socket_dir=sock_dir)
+    ev.enable_debug()
+    assert shared.level == level
+    ev.init_sync("server", channel)
+    try:
+        assert logging_.getLogger(f"unixevents.server.{channel}").level == logging_.DEBUG
+    finally:
+        ev.close()
+    assert shared.level == level

@@ -732,9 +732,14 @@ class UnixEvents:
     # ------------------------------------------------------------ debugging
 
     def enable_debug(self) -> None:
-        """Log this instance's lifecycle and every event at DEBUG."""
+        """Log this instance's lifecycle and every event at DEBUG.
+
+        Before init the instance has no logger of its own yet: it gets DEBUG
+        when it is initialised (the shared "unixevents" logger is left alone).
+        """
         self._debug = True
-        self._log.setLevel(logging.DEBUG)
+        if self._log is not _root_log:
+            self._log.setLevel(logging.DEBUG)
 
     def disable_debug(self) -> None:
         self._debug = False
