@@ -55,6 +55,19 @@ def channel() -> str:
     return "ch-" + uuid.uuid4().hex[:10]
 
 
+@pytest.fixture
+def node_channel(channel: str) -> Iterator[str]:
+    """A channel for protocol='node'; its socket in /tmp must be gone at the end."""
+    from node_peer import node_path
+
+    yield channel
+    path = node_path(channel)
+    left = os.path.exists(path)
+    if left:
+        os.unlink(path)
+    assert not left, f"{path} was left behind"
+
+
 def _socket_fds() -> List[str]:
     out = []
     for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:

@@ -109,16 +109,6 @@ def assert_one_line_error(result: Any) -> None:
     assert "error:" in lines[0]
 
 
-@pytest.fixture
-def node_channel(channel: str) -> Iterator[str]:
-    yield channel
-    path = node_path(channel)
-    left = os.path.exists(path)
-    if left:
-        os.unlink(path)
-    assert not left, f"{path} was left behind"
-
-
 # ------------------------------------------------------------------- basics
 
 

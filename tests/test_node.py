@@ -11,7 +11,7 @@ import os
 import queue
 import socket
 import threading
-from typing import Any, Iterator, List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 from conftest import wait_for
@@ -381,17 +381,6 @@ def test_node_address_rejects_non_str() -> None:
 
 
 # ------------------------------------------------------------ over sockets
-
-
-@pytest.fixture
-def node_channel(channel: str) -> Iterator[str]:
-    """A channel whose socket, ``/tmp/<channel>.sock``, must be gone when the test ends."""
-    yield channel
-    path = node_path(channel)
-    left = os.path.exists(path)
-    if left:
-        os.unlink(path)
-    assert not left, f"{path} was left behind"
 
 
 class Callbacks:

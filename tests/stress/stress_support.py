@@ -11,11 +11,12 @@ turns that file into the README's "Reliability" section.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import psutil
 
@@ -86,6 +87,35 @@ def rss_growth_after_warmup(samples: List[int], warmup_fraction: float = 0.25) -
     head = sorted(steady[:3])[len(steady[:3]) // 2]
     tail = sorted(steady[-3:])[len(steady[-3:]) // 2]
     return tail - head
+
+
+@contextlib.contextmanager
+def target_server(
+    spawn_ctx: Any, channel: str, socket_dir: str, protocol: str, opts: Dict[str, Any]
+) -> Iterator[Any]:
+    """Run ``stress_peers.target_server`` in its own process while the block runs."""
+    import stress_peers
+
+    ready, stop = spawn_ctx.Event(), spawn_ctx.Event()
+    proc = spawn_ctx.Process(
+        target=stress_peers.target_server,
+        args=(channel, socket_dir, protocol, ready, stop, opts),
+    )
+    proc.start()
+    try:
+        assert ready.wait(60)
+        yield proc
+    finally:
+        stop.set()
+        stop_process(proc, 30)
+
+
+def sample_when_settled(probe: ProcessProbe, fds: int, timeout: float = 10.0) -> Dict[str, int]:
+    """Wait (up to ``timeout``) until ``probe`` holds at most ``fds`` descriptors; then sample."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and probe.fds() > fds:
+        time.sleep(0.05)
+    return probe.sample()
 
 
 def stop_process(proc: Any, timeout: float = 10.0) -> None:

@@ -19,10 +19,16 @@ from multiprocessing.connection import Client
 from typing import Any, Iterator, List, Tuple
 
 import pytest
-import stress_peers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stress_support import ProcessProbe, env_number, mib, record, stop_process
+from stress_support import (
+    ProcessProbe,
+    env_number,
+    mib,
+    record,
+    sample_when_settled,
+    target_server,
+)
 
 from unixevents import UnixEvents
 from unixevents._node import NodeReader
@@ -290,18 +296,8 @@ def test_node_garbage_never_costs_the_good_message_after_it(
 
 @pytest.fixture
 def mp_target(sock_dir: str, channel: str, spawn_ctx: Any) -> Iterator[Tuple[str, Any]]:
-    ready, stop = spawn_ctx.Event(), spawn_ctx.Event()
-    proc = spawn_ctx.Process(
-        target=stress_peers.target_server,
-        args=(channel, sock_dir, "mp", ready, stop, {"max_message_size": MAX_MSG}),
-    )
-    proc.start()
-    try:
-        assert ready.wait(60)
+    with target_server(spawn_ctx, channel, sock_dir, "mp", {"max_message_size": MAX_MSG}) as proc:
         yield os.path.join(sock_dir, channel + ".sock"), proc
-    finally:
-        stop.set()
-        stop_process(proc, 30)
 
 
 def _raw_client(address: str) -> Any:
@@ -365,10 +361,7 @@ def test_mp_fuzz_through_a_live_socket(
         assert good.request("echo", "still here", timeout=10).result() == "still here"
         assert proc.is_alive()
         # Every fuzz connection is gone again: no descriptor or thread kept for them.
-        wait = time.monotonic() + 10
-        while time.monotonic() < wait and server.fds() > before["fds"]:
-            time.sleep(0.05)
-        after = server.sample()
+        after = sample_when_settled(server, before["fds"])
     finally:
         good.close()
     latencies.sort()
@@ -430,18 +423,8 @@ def test_a_json_channel_never_unpickles(
 @pytest.fixture
 def node_target(spawn_ctx: Any) -> Iterator[Tuple[str, str, Any]]:
     channel = "ue-stress-" + uuid.uuid4().hex[:10]
-    ready, stop = spawn_ctx.Event(), spawn_ctx.Event()
-    proc = spawn_ctx.Process(
-        target=stress_peers.target_server,
-        args=(channel, "", "node", ready, stop, {"max_message_size": MAX_MSG}),
-    )
-    proc.start()
-    try:
-        assert ready.wait(60)
+    with target_server(spawn_ctx, channel, "", "node", {"max_message_size": MAX_MSG}) as proc:
         yield channel, f"/tmp/{channel}.sock", proc
-    finally:
-        stop.set()
-        stop_process(proc, 30)
 
 
 def test_node_fuzz_through_a_live_socket(node_target: Tuple[str, str, Any]) -> None:
@@ -484,10 +467,7 @@ def test_node_fuzz_through_a_live_socket(node_target: Tuple[str, str, Any]) -> N
 
         run()
         assert proc.is_alive()
-        wait = time.monotonic() + 10
-        while time.monotonic() < wait and server.fds() > before["fds"]:
-            time.sleep(0.05)
-        after = server.sample()
+        after = sample_when_settled(server, before["fds"])
     finally:
         good.close()
     record(

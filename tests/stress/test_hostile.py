@@ -13,7 +13,7 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 import stress_peers
-from stress_support import env_number, record, stop_process
+from stress_support import env_number, record, stop_process, target_server
 
 from unixevents import UnixEvents
 
@@ -25,17 +25,8 @@ STORM_SECONDS = env_number("UNIXEVENTS_STORM_SECONDS", 5)
 
 @pytest.fixture
 def target(sock_dir: str, channel: str, spawn_ctx: Any) -> Iterator[Tuple[str, Any]]:
-    ready, stop = spawn_ctx.Event(), spawn_ctx.Event()
-    proc = spawn_ctx.Process(
-        target=stress_peers.target_server, args=(channel, sock_dir, "mp", ready, stop, {})
-    )
-    proc.start()
-    try:
-        assert ready.wait(60)
+    with target_server(spawn_ctx, channel, sock_dir, "mp", {}) as proc:
         yield os.path.join(sock_dir, channel + ".sock"), proc
-    finally:
-        stop.set()
-        stop_process(proc, 30)
 
 
 def _percentile(values: List[float], q: float) -> float:
