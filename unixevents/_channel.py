@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _address
 from ._connector import Connector
-from ._dispatch import Dispatcher, Listener
+from ._dispatch import Dispatcher, Listener, describe_failure
 from ._liveness import PeerInfo, is_alive
-from ._protocol import EVENT, REQUEST, MpWire, is_answer, make_codec
+from ._protocol import EVENT, FAILURE, REQUEST, MpWire, is_answer, make_codec
 from ._requests import PendingRequests, RequestFuture
 from ._server_files import ServerFiles
 from ._transport import Link, Transport
@@ -660,10 +660,8 @@ class UnixEvents:
         try:
             payload = self._encode(kind, event, data, rid)
         except (UnixEventsError, TypeError) as exc:
-            from ._dispatch import _describe
-            from ._protocol import FAILURE
-
-            payload = self._encode(FAILURE, type(exc).__name__, _describe(exc), rid)
+            # The listener's value cannot travel: the requester gets why instead.
+            payload = self._encode(FAILURE, type(exc).__name__, describe_failure(exc), rid)
         error = transport.submit(payload, None, [link], urgent=True)
         if isinstance(error, NotConnectedError):
             self._log.debug("the requester of %r left before the reply", event)

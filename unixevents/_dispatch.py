@@ -24,7 +24,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ._protocol import EVENT, FAILURE, NO_LISTENER, REPLY, REQUEST
 
-__all__ = ("Dispatcher", "Listener")
+__all__ = ("Dispatcher", "Listener", "describe_failure")
 
 Listener = Callable[[Any], Any]
 # (link, messages) for arrivals; (None, thunk) for a call to run in order.
@@ -341,7 +341,7 @@ class Dispatcher:
             if ok:
                 self._answer(link, REPLY, event, value, rid)
             else:
-                self._answer(link, FAILURE, type(value).__name__, _describe(value), rid)
+                self._answer(link, FAILURE, type(value).__name__, describe_failure(value), rid)
 
         try:
             result = entry.fn(data)
@@ -385,7 +385,7 @@ class Dispatcher:
             finish(True, value)
 
 
-def _describe(exc: BaseException) -> List[str]:
+def describe_failure(exc: BaseException) -> List[str]:
     """``[message, traceback text]`` of a listener's exception, for the wire."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return [str(exc), text]
