@@ -198,7 +198,7 @@ class Transport:
         self._thread.start()
 
     def discard(self) -> None:
-        """Release what __init__ took, for a transport that never started."""
+        """Release what __init__ took: for a transport that never started, and at the end."""
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -729,9 +729,7 @@ class Transport:
             self.drop(link, "this side was closed")
         if self._listener is not None:
             self._listener.close()
-        self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self.discard()
         with self.lock:
             self.changed.notify_all()
 
