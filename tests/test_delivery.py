@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from typing import Any, List
 
 import peers
@@ -178,14 +179,16 @@ def test_close_while_connected_flushes_everything(
     server.join(30)
 
 
+@pytest.mark.parametrize("noticed_by", ["liveness", "write"])
 def test_a_peer_that_exits_right_after_sending_loses_nothing(
-    sock_dir: str, channel: str, spawn_ctx: Any
+    sock_dir: str, channel: str, spawn_ctx: Any, noticed_by: str
 ) -> None:
-    """The liveness check must read what a dead peer left in its socket first.
+    """What a dead peer left in its socket is read before its link is dropped.
 
     A blocked listener makes the server stop reading (back-pressure), so the
-    peer's last bytes and its EOF wait in the kernel while the peer exits; the
-    next liveness check then sees a dead process with unread data.
+    peer's last bytes and its EOF wait in the kernel while the peer exits.
+    The server then notices the dead peer first either by its liveness check
+    or by a write to it failing (EPIPE); both must read what is left first.
     """
     from unixevents._dispatch import PAUSE_BYTES
 
@@ -198,7 +201,8 @@ def test_a_peer_that_exits_right_after_sending_loses_nothing(
         go.set()  # the dispatcher is now stuck here while the blobs arrive
         release.wait(30)
 
-    with UnixEvents("server", channel, socket_dir=sock_dir, liveness_interval=0.05) as server:
+    interval = 0.05 if noticed_by == "liveness" else 3600.0
+    with UnixEvents("server", channel, socket_dir=sock_dir, liveness_interval=interval) as server:
         server.receive("hold", on_hold)
         server.receive("blob", lambda data: blobs.append(len(data)))
         server.receive("fin", lambda n: fin.set())
@@ -208,6 +212,12 @@ def test_a_peer_that_exits_right_after_sending_loses_nothing(
         proc.start()
         proc.join(60)
         assert proc.exitcode == 0
+        if noticed_by == "write":
+            # Keep writing until a write to the dead peer fails and drops it.
+            deadline = time.monotonic() + 20
+            while server.peers and time.monotonic() < deadline:
+                server.send("poke", "x" * 65536)
+                time.sleep(0.01)  # pacing only: the loop ends on the drop itself
         wait_for(lambda: not server.peers)  # the dead peer was noticed
         release.set()
         assert fin.wait(20)

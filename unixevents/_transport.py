@@ -539,6 +539,9 @@ class Transport:
             finally:
                 link.wlock.release()
             if state == "failed":
+                # A peer that closed makes our write fail (EPIPE) while what it
+                # sent before closing may still wait unread: deliver that first.
+                self._read_to_end(link)
                 self.drop(link, link.error or "write failed")
                 continue
             self._want_write(link, state == "full")
