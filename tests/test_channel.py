@@ -499,3 +499,17 @@ def test_enable_debug_before_init_touches_only_this_instance(sock_dir: str, chan
     finally:
         ev.close()
     assert shared.level == level
+
+
+def test_on_connect_registered_after_connecting_still_hears_of_it_once(pair: Any) -> None:
+    server, client = pair
+    seen = Collector()
+    client.on_connect(seen)
+    server.on_connect(seen)
+    peers = seen.wait(2)
+    assert sorted(p.pid for p in peers) == sorted([client.peers[0].pid, server.peers[0].pid])
+    # Only once: a marker through the dispatchers proves nothing else was queued.
+    done = threading.Event()
+    client.send("marker", None, lambda err, ok: done.set())
+    assert done.wait(10)
+    assert len(seen.items) == 2

@@ -139,6 +139,9 @@ class UnixEvents:
         self._connected_evt = threading.Event()
         self._requests = PendingRequests()
         self._on_connect: List[PeerHook] = []
+        # Links whose connect the hooks have been told of (see on_connect).
+        self._hooks_lock = threading.Lock()
+        self._announced: Dict[int, PeerInfo] = {}
         self._on_disconnect: List[PeerHook] = []
         self._transport: Optional[Transport] = None
         self._link: Optional[Link] = None  # a client's one link, kept across reconnects
@@ -384,12 +387,17 @@ class UnixEvents:
         self._log.debug("connected to %s", link.peer)
         peer = link.peer
         assert peer is not None and self._dispatcher is not None
-        for hook in list(self._on_connect):
+        with self._hooks_lock:
+            self._announced[link.id] = peer
+            hooks = list(self._on_connect)
+        for hook in hooks:
             self._dispatcher.call(functools.partial(hook, peer))
 
     def on_link_down(self, link: Link, reason: str) -> None:
         transport = self._transport
         assert transport is not None and self._dispatcher is not None
+        with self._hooks_lock:
+            self._announced.pop(link.id, None)
         with transport.lock:
             if not transport.links:
                 self._connected_evt.clear()
@@ -710,8 +718,18 @@ class UnixEvents:
         self._tap = fn
 
     def on_connect(self, fn: PeerHook) -> None:
-        """Call ``fn(peer)`` whenever a peer connects."""
-        self._on_connect.append(fn)
+        """Call ``fn(peer)`` whenever a peer connects.
+
+        Peers already connected when ``fn`` is registered are announced to it
+        too (once each): a client made with a role may connect before the
+        next line registers its hook.
+        """
+        with self._hooks_lock:
+            self._on_connect.append(fn)
+            already = list(self._announced.values())
+        for peer in already:
+            assert self._dispatcher is not None
+            self._dispatcher.call(functools.partial(fn, peer))
 
     def on_disconnect(self, fn: PeerHook) -> None:
         """Call ``fn(peer)`` whenever a peer disconnects."""

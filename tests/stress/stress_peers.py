@@ -81,13 +81,13 @@ def sequence_client(
         with lock:
             status.send(msg)
 
-    client = UnixEvents(
-        "client", channel, socket_dir=socket_dir, backoff_initial=0.02, backoff_max=0.2
-    )
+    # Hooks first, then connect: a hook registered after the connection is up
+    # would miss that first "up".
+    client = UnixEvents(socket_dir=socket_dir, backoff_initial=0.02, backoff_max=0.2)
     try:
         client.on_disconnect(lambda peer: tell("down", cid, seq))
         client.on_connect(lambda peer: tell("up", cid, seq))
-        if not client.wait_connected(30):
+        if not client.init_sync("client", channel, timeout=30):
             tell("done", cid, -1, False)
             return
         while not stop.is_set():
