@@ -54,7 +54,8 @@ def test_64_clients_for_a_minute(sock_dir: str, channel: str, spawn_ctx: Any, in
         for _ in procs:
             msg = results.get(120)
             assert "ready" in msg, msg
-        wait_for(lambda: probe.fds() >= idle["fds"] + n_clients, timeout=30)
+        # One descriptor per connection, no more: wait for exactly that count.
+        wait_for(lambda: probe.fds() == idle["fds"] + n_clients, timeout=30)
         connected = probe.sample()
         go.set()
         t0 = time.monotonic()
