@@ -48,7 +48,7 @@ from .errors import (
 
 __all__ = ("Link", "Owner", "Transport", "Wire")
 
-_RECV_SIZE = 256 * 1024
+_RECV_SIZE = 256 * 1024  # read into one reused buffer: see Transport._read
 # A batch is cut at this many bytes (a larger single message goes alone).
 _BATCH_BYTES = 1024 * 1024
 # A sender writes its own queue once this much is waiting (see Transport.submit).
@@ -189,6 +189,8 @@ class Transport:
         self._listener: Optional[socket.socket] = None
         self._handshakes: Set[socket.socket] = set()
         self._pid = os.getpid()
+        self._rbuf = bytearray(_RECV_SIZE)
+        self._rview = memoryview(self._rbuf)
         self._thread = threading.Thread(target=self._run, name=f"unixevents-io-{name}", daemon=True)
         _live.add(self)
 
@@ -495,16 +497,20 @@ class Transport:
         sock = link.sock
         if sock is None:
             return False
+        # recv(_RECV_SIZE) would allocate 256 KiB, which malloc takes from
+        # mmap, for every read however small: ~12 us each, twice per request.
+        # Read into our buffer and copy out only what came.
         try:
-            data = sock.recv(_RECV_SIZE)
+            n = sock.recv_into(self._rbuf)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
             self.drop(link, f"read failed: {exc}")
             return False
-        if not data:
+        if not n:
             self.drop(link, "peer closed the connection")
             return False
+        data = self._rview[:n].tobytes()
         reader = link.reader
         assert reader is not None
         try:
