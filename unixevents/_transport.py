@@ -128,6 +128,29 @@ class Link:
         self.want_write = False
 
 
+def _take_batch(link: Link) -> List[Item]:
+    """The next batch off ``link``'s queue, in order, up to ``_BATCH_BYTES``.
+
+    A message larger than that goes alone. ``link.qbytes`` stays the size of
+    what is left queued.
+    """
+    outq = link.outq
+    if link.qbytes + len(outq) <= _BATCH_BYTES:
+        # All of it fits (sizes plus one separator each): no per-item loop.
+        batch = list(outq)
+        outq.clear()
+        link.qbytes = 0
+        return batch
+    batch = [outq.popleft()]
+    size = len(batch[0][0])
+    while outq and size + len(outq[0][0]) < _BATCH_BYTES:
+        item = outq.popleft()
+        size += len(item[0]) + 1
+        batch.append(item)
+    link.qbytes -= size - len(batch) + 1
+    return batch
+
+
 _live: weakref.WeakSet[Transport] = weakref.WeakSet()
 
 
@@ -376,7 +399,7 @@ class Transport:
                 with self.lock:
                     if not link.outq:
                         return "empty"
-                    batch = self._take_batch(link)
+                    batch = _take_batch(link)
                 link.inflight = batch
                 link.outbuf = memoryview(self._wire.pack([data for data, _ in batch]))
             try:
@@ -555,17 +578,6 @@ class Transport:
                 with self.lock:
                     if link.outq:  # queued while we held the write lock
                         self._dirty.add(link)
-
-    def _take_batch(self, link: Link) -> List[Item]:
-        outq = link.outq
-        batch = [outq.popleft()]
-        size = len(batch[0][0])
-        while outq and size + len(outq[0][0]) < _BATCH_BYTES:
-            item = outq.popleft()
-            size += len(item[0]) + 1
-            batch.append(item)
-        link.qbytes -= size - len(batch) + 1
-        return batch
 
     def _want_write(self, link: Link, on: bool) -> None:
         if link.want_write == on or link.sock is None:
