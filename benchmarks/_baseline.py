@@ -8,6 +8,13 @@ handshake unixevents runs). Each message is ``{"event": name, "data": payload}``
 variant sends ``json.dumps([msg, ...])`` of 64 messages per frame instead, to
 show what batching alone buys.
 
+The "threaded" ping-pong is the same exchange with one thread hand-off on
+each side, through ``queue.SimpleQueue`` (the cheapest one CPython has): a
+thread reads, another answers or waits. That is the least any design pays
+that reads on a background thread and runs listeners on another, as
+unixevents does; it is reported beside the request/reply figures to show
+where their time goes, not as a target.
+
 A baseline sender blocks in ``send_bytes`` when the peer is slow: that is its
 back-pressure, and why it can close as soon as it has sent (what is written
 is in the kernel and will be read before EOF).
@@ -16,6 +23,9 @@ is in the kernel and will be read before EOF).
 from __future__ import annotations
 
 import json
+import queue
+import socket
+import threading
 import time
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any, Dict, Iterator, List
@@ -23,10 +33,21 @@ from typing import Any, Dict, Iterator, List
 from _measure import Tally, payloads, time_exchanges
 from _runner import Control, Job
 
-__all__ = ("broadcaster", "echo_server", "latency_client", "receiver", "sender", "subscriber")
+__all__ = (
+    "broadcaster",
+    "echo_server",
+    "echo_server_threaded",
+    "latency_client",
+    "latency_client_threaded",
+    "receiver",
+    "sender",
+    "subscriber",
+)
 
 EVENT = "tick"
 _FAMILY = "AF_UNIX"
+_REPLY_TIMEOUT = 10.0
+_END = object()
 
 
 def _listen(job: Job) -> Listener:
@@ -143,3 +164,64 @@ def latency_client(ctl: Control, job: Job) -> None:
             return loads(recv())["data"]
 
         ctl.result({"pingpong": time_exchanges(ping, job.count, job.warmup)})
+
+
+def echo_server_threaded(ctl: Control, job: Job) -> None:
+    """Server: as ``echo_server``, but this thread reads and another one answers."""
+    with _listen(job) as listener:
+        ctl.ready(address=listener.address)
+        ctl.result({})
+        with listener.accept() as conn:
+            inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+            def answer() -> None:
+                send, dumps = conn.send_bytes, json.dumps
+                while True:
+                    data = inbox.get()
+                    if data is _END:
+                        return
+                    send(dumps({"event": "pong", "data": data}).encode())
+
+            answerer = threading.Thread(target=answer)
+            answerer.start()
+            recv, loads, put = conn.recv_bytes, json.loads, inbox.put
+            try:
+                while True:
+                    put(loads(recv())["data"])
+            except EOFError:
+                pass
+            finally:
+                put(_END)
+                answerer.join()
+
+
+def latency_client_threaded(ctl: Control, job: Job) -> None:
+    """Client: time ping-pong exchanges whose answers a reader thread hands over."""
+    ctl.ready()
+    with _connect(job) as conn:
+        replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def read() -> None:
+            recv, loads, put = conn.recv_bytes, json.loads, replies.put
+            try:
+                while True:
+                    put(loads(recv())["data"])
+            except (EOFError, OSError):
+                pass
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        send, dumps, get = conn.send_bytes, json.dumps, replies.get
+
+        def ping(data: Any) -> Any:
+            send(dumps({"event": "ping", "data": data}).encode())
+            return get(timeout=_REPLY_TIMEOUT)
+
+        try:
+            ctl.result({"pingpong": time_exchanges(ping, job.count, job.warmup)})
+        finally:
+            # Ends the reader's recv (closing the descriptor under it would not).
+            with socket.socket(fileno=conn.fileno()) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.detach()
+            reader.join()

@@ -39,6 +39,12 @@ ROWS: Tuple[Row, ...] = (
         "us",
         ("<=", 1.2),
     ),
+    Row(
+        "  same, vs threaded ping-pong (see note)",
+        "latency.ue.request.p50",
+        "latency.rawthreads.pingpong.p50",
+        "us",
+    ),
     Row("  request/reply mean, us", "latency.ue.request.mean", "latency.raw.pingpong.mean", "us"),
     Row("  request/reply p99, us", "latency.ue.request.p99", "latency.raw.pingpong.p99", "us"),
     Row(

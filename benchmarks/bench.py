@@ -150,6 +150,13 @@ def plan(c: Counts) -> List[Scenario]:
         Scenario("oneway.raw64", raw.receiver, raw.sender, _flow, fields={**tick, "per_frame": 64}),
         Scenario("latency.ue", ue.echo_server, ue.latency_client, _latency, fields=trips),
         Scenario("latency.raw", raw.echo_server, raw.latency_client, _latency, fields=trips),
+        Scenario(
+            "latency.rawthreads",
+            raw.echo_server_threaded,
+            raw.latency_client_threaded,
+            _latency,
+            fields=trips,
+        ),
         Scenario("blob.ue", ue.receiver, ue.sender, _megabytes, fields={**blobs, **pending}),
         Scenario("blob.raw", raw.receiver, raw.sender, _megabytes, fields=blobs),
         Scenario("fanout.ue", ue.broadcaster, ue.subscriber, _flow, n, {**fan, **fan_pending}),
@@ -220,6 +227,13 @@ def _notes(m: Dict[str, Optional[float]]) -> List[str]:
     cells = [f"{label} {ours:,.0f} vs {base:,.0f}" for label, ours, base in flows if ours and base]
     if cells:
         notes.append(f"first send to last arrival, events/s: {'; '.join(cells)}")
+    threaded, plain = m.get("latency.rawthreads.pingpong.p50"), m.get("latency.raw.pingpong.p50")
+    if threaded is not None and plain is not None:
+        notes.append(
+            f"threaded ping-pong: the baseline with one thread hand-off per side"
+            f" (queue.SimpleQueue), p50 {threaded:,.1f} us against {plain:,.1f} us; the least"
+            " a design pays that reads on a background thread and runs listeners on another"
+        )
     kernel, before = m.get("memory.held.kernel_messages"), m.get("memory.held.rss_before")
     if kernel is not None and before is not None:
         notes.append(
