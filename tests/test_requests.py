@@ -17,6 +17,7 @@ from typing import Any, List
 
 import pytest
 import request_peers as rp
+from conftest import wait_for
 
 from unixevents import (
     MessageTooLarge,
@@ -413,6 +414,59 @@ def test_listener_in_this_process_may_request_and_wait(sock_dir: str, channel: s
         client.receive("compute", lambda x: client.request("base", x).result(timeout=WAIT) * 2)
         assert client.wait_connected(WAIT) and server.wait_connected(WAIT)
         assert server.request("compute", 1, timeout=20).result(timeout=WAIT * 2) == 202
+
+
+@pytest.mark.parametrize("request_after_pause", [False, True])
+def test_a_listener_waiting_on_a_request_gets_the_reply_behind_a_backlog(
+    sock_dir: str, channel: str, request_after_pause: bool
+) -> None:
+    """Reads pause once 16 MiB wait for listeners; a reply behind them is still read.
+
+    Otherwise a listener blocked on that reply holds up the backlog that
+    keeps the reply unread: it waits until its time-out, or for ever. The
+    reply is written after the whole flood, and the request goes out either
+    before reading pauses or after.
+    """
+    from unixevents._dispatch import PAUSE_BYTES
+
+    size = 64 * 1024
+    count = PAUSE_BYTES // size + 64  # 20 MiB: past the pause and the socket buffers
+    started, flood_queued, done = threading.Event(), threading.Event(), threading.Event()
+    answers: List[int] = []
+    blobs: List[int] = []
+
+    def ask(n: int) -> int:
+        assert flood_queued.wait(WAIT)  # so the reply is queued behind every blob
+        return n + 1
+
+    with (
+        UnixEvents("server", channel, socket_dir=sock_dir) as server,
+        UnixEvents("client", channel, socket_dir=sock_dir) as client,
+    ):
+
+        def on_first(_: Any) -> None:
+            started.set()
+            if request_after_pause:
+                transport = client._transport
+                assert transport is not None
+                wait_for(lambda: transport._paused, timeout=WAIT)
+            answers.append(client.request("ask", 1, timeout=WAIT).result(WAIT))
+
+        server.receive("ask", ask)
+        client.receive("first", on_first)
+        client.receive("blob", lambda data: blobs.append(len(data)))
+        client.receive("last", lambda _: done.set())
+        assert client.wait_connected(WAIT) and server.wait_connected(WAIT)
+        server.send("first")
+        assert started.wait(WAIT)  # the client's listeners are held from here on
+        blob = "x" * size
+        for _ in range(count):
+            server.send("blob", blob)
+        server.send("last")
+        flood_queued.set()
+        assert done.wait(WAIT * 3)
+    assert answers == [2]
+    assert len(blobs) == count
 
 
 def test_no_listener_answers_while_sending_with_callbacks(spawn_ctx: Any, sock_dir: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _address
 from ._connector import Connector
-from ._dispatch import Dispatcher, Listener, describe_failure
+from ._dispatch import AWAIT_BYTES, Dispatcher, Listener, describe_failure
 from ._liveness import PeerInfo, is_alive
 from ._protocol import EVENT, FAILURE, REQUEST, MpWire, is_answer, make_codec
 from ._requests import PendingRequests, RequestFuture
@@ -445,6 +445,16 @@ class UnixEvents:
         self._requests.expire(now)
         self._requests.prune()
 
+    def keep_reading(self, link: Link) -> bool:
+        # A listener blocked on request().result() is what holds the backlog up
+        # when its reply is still unread behind it: read on, within a bound.
+        dispatcher = self._dispatcher
+        return (
+            dispatcher is not None
+            and dispatcher.backlog < AWAIT_BYTES
+            and self._requests.awaited_on(link.id)
+        )
+
     def on_liveness_tick(self) -> None:
         if self._files is not None and not self._closed:
             assert self._transport is not None
@@ -657,8 +667,10 @@ class UnixEvents:
         error = transport.submit(payload, rid, [link], urgent=True)
         if error is not None:
             self._requests.fail(rid, error)
-        elif earliest:
+            return future
+        if earliest:
             transport.wake()  # the I/O thread keeps the clock: let it re-plan
+        transport.reconsider_reading()  # the reply must be read even if reads are paused
         return future
 
     def _answer(self, link: Link, kind: int, event: str, data: Any, rid: int) -> None:

@@ -31,6 +31,9 @@ Listener = Callable[[Any], Any]
 _Item = Tuple[Any, Any]
 PAUSE_BYTES = 16 * 1024 * 1024
 RESUME_BYTES = 4 * 1024 * 1024
+# Past the pause, a link that owes us a reply is still read up to this backlog:
+# the listener waiting for that reply may be what holds the backlog up.
+AWAIT_BYTES = 4 * PAUSE_BYTES
 
 
 class _Entry:
@@ -157,6 +160,11 @@ class Dispatcher:
 
     def call(self, fn: Callable[[], Any]) -> None:
         self.post(None, fn)
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of received messages waiting for the thread."""
+        return self._backlog
 
     @property
     def unclaimed_count(self) -> int:

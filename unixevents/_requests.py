@@ -67,6 +67,11 @@ class PendingRequests:
         future.add_done_callback(forget_if_cancelled)
         return rid, future, earliest
 
+    def awaited_on(self, link_id: int) -> bool:
+        """Whether a request sent on ``link_id`` still waits for its answer."""
+        with self._lock:
+            return any(entry[1] == link_id for entry in self._waiting.values())
+
     def next_deadline(self) -> Optional[float]:
         deadlines = self._deadlines
         return deadlines[0][0] if deadlines else None

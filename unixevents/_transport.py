@@ -94,6 +94,8 @@ class Owner(Protocol):
 
     def on_liveness_tick(self) -> None: ...
 
+    def keep_reading(self, link: Link) -> bool: ...
+
 
 class Link:
     """One peer: its socket (None while a client is disconnected) and its send queue."""
@@ -203,6 +205,7 @@ class Transport:
         self._wake_armed = False
         self._paused = False  # not reading: the dispatcher is behind
         self._resume = False
+        self._reconsider = False  # a request went out while paused: see reconsider_reading
 
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -469,7 +472,7 @@ class Transport:
                     if mask & selectors.EVENT_WRITE and link.sock is not None:
                         with self.lock:
                             self._dirty.add(link)
-            if self._resume:
+            if self._resume or self._reconsider:
                 self._apply_resume()
             if self._adopted:
                 self._take_adopted()
@@ -553,6 +556,8 @@ class Transport:
             nbytes, link.unposted = link.unposted, 0
             if not self._owner.on_messages(link, msgs, nbytes):
                 self._pause_reading()
+                if link.sock is not None:
+                    self._register(link)  # read on only while it owes a reply
         return True
 
     def _flush(self) -> None:
@@ -587,7 +592,8 @@ class Transport:
 
     def _register(self, link: Link) -> None:
         assert link.sock is not None
-        events = (0 if self._paused else selectors.EVENT_READ) | (
+        reading = not self._paused or self._owner.keep_reading(link)
+        events = (selectors.EVENT_READ if reading else 0) | (
             selectors.EVENT_WRITE if link.want_write else 0
         )
         key = self._selector.get_map().get(link.sock)
@@ -600,7 +606,11 @@ class Transport:
             self._selector.modify(link.sock, events, link)
 
     def _pause_reading(self) -> None:
-        """Stop reading every link until resume_reading (I/O thread only)."""
+        """Stop reading every link until resume_reading (I/O thread only).
+
+        Except a link the owner wants read on (``Owner.keep_reading``): one
+        that owes a reply, which a listener may be blocked on.
+        """
         if self._paused:
             return
         self._log.debug("%s: listeners are behind; pausing reads", self._name)
@@ -615,11 +625,21 @@ class Transport:
             self._resume = True
         self.wake()
 
+    def reconsider_reading(self) -> None:
+        """Any thread: a request was just sent; if reads are paused, let its link be read."""
+        if not self._paused:
+            return  # a pause to come asks Owner.keep_reading itself
+        with self.lock:
+            self._reconsider = True
+        self.wake()
+
     def _apply_resume(self) -> None:
         with self.lock:
-            self._resume = False
+            resume = self._resume
+            self._resume = self._reconsider = False
         if self._paused:
-            self._paused = False
+            if resume:
+                self._paused = False
             for link in list(self.links.values()):
                 if link.sock is not None:
                     self._register(link)
