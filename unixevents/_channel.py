@@ -267,6 +267,7 @@ class UnixEvents:
                     address,
                     self._client_key,
                     lambda sock, peer: transport.adopt(link, sock, peer),
+                    lambda: transport.has_socket(link),
                     link.id,
                     backoff_initial=self._opts["backoff_initial"],
                     backoff_max=self._opts["backoff_max"],

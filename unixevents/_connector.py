@@ -29,6 +29,8 @@ class Connector:
         key: returns the key to present (None: no handshake); may raise OSError
             (no key file yet), which counts as a failed attempt.
         adopt: takes the connected, authenticated socket and the server's PeerInfo.
+        has_socket: whether the link has a socket, or one handed over and not yet
+            taken up: then there is nothing to connect.
         link_id: the client's link, for the PeerInfo.
     """
 
@@ -37,6 +39,7 @@ class Connector:
         address: _address.Address,
         key: Callable[[], Optional[bytes]],
         adopt: Callable[[socket.socket, PeerInfo], None],
+        has_socket: Callable[[], bool],
         link_id: int,
         *,
         backoff_initial: float,
@@ -48,6 +51,7 @@ class Connector:
         self._address = address
         self._key = key
         self._adopt = adopt
+        self._has_socket = has_socket
         self._link_id = link_id
         self._backoff = (backoff_initial, backoff_max)
         self._timeouts = (connect_timeout, handshake_timeout)
@@ -55,6 +59,7 @@ class Connector:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._trying = False  # a thread is trying and has not handed a socket over yet
         self._raise_auth = False
         self.auth_error: Optional[AuthenticationFailed] = None
         self.last_error = ""
@@ -66,9 +71,12 @@ class Connector:
         (for ``init``); otherwise log it at ERROR and keep trying.
         """
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._trying:
                 self._raise_auth = self._raise_auth or raise_auth
                 return
+            if self._has_socket():
+                return
+            self._trying = True
             self._raise_auth = raise_auth
             self._stop.clear()
             self._thread = threading.Thread(
@@ -91,6 +99,14 @@ class Connector:
         return error
 
     def _run(self) -> None:
+        try:
+            self._attempt()
+        finally:
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._trying = False
+
+    def _attempt(self) -> None:
         connect_timeout, handshake_timeout = self._timeouts
         delay, backoff_max = self._backoff
         display = self._address.display
@@ -120,7 +136,12 @@ class Connector:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._log.debug("connect to %s failed: %s", display, self.last_error)
             else:
-                self._adopt(sock, peer)
+                # Hand over and stop trying in one step: a connection lost from
+                # here on, however soon, must find no attempt under way (one
+                # that is about to end would swallow its restart).
+                with self._lock:
+                    self._trying = False
+                    self._adopt(sock, peer)
                 return
             self._stop.wait(delay * random.uniform(0.5, 1.0))
             delay = min(backoff_max, delay * 2)

@@ -432,6 +432,11 @@ class Transport:
 
     # -------------------------------------------------------- the I/O thread
 
+    def has_socket(self, link: Link) -> bool:
+        """Whether ``link`` is connected, or has a socket waiting to be taken up."""
+        with self.lock:
+            return link.sock is not None or any(entry[0] is link for entry in self._adopted)
+
     def adopt(self, link: Link, sock: socket.socket, peer: PeerInfo) -> None:
         """Hand a connected, authenticated socket to the I/O thread."""
         with self.lock:
