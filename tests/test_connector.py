@@ -6,12 +6,30 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, List
+from typing import Any, Callable, List
 
 from unixevents import _address
 from unixevents._connector import Connector
 
 WAIT = 10.0
+
+
+def _connector(
+    address: _address.Address, adopt: Callable[[Any, Any], None], has_socket: Callable[[], bool]
+) -> Connector:
+    """A connector with no key (no handshake) and short back-off."""
+    return Connector(
+        address,
+        lambda: None,
+        adopt,
+        has_socket,
+        1,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+        connect_timeout=WAIT,
+        handshake_timeout=WAIT,
+        log=logging.getLogger("unixevents.test"),
+    )
 
 
 def test_a_connection_lost_right_after_hand_over_starts_a_new_attempt(sock_dir: str) -> None:
@@ -37,18 +55,7 @@ def test_a_connection_lost_right_after_hand_over_starts_a_new_attempt(sock_dir: 
         handed.append(sock)
         (one if len(handed) == 1 else two).set()
 
-    connector = Connector(
-        address,
-        lambda: None,
-        adopt,
-        lambda: False,  # every handed socket is lost at once
-        1,
-        backoff_initial=0.01,
-        backoff_max=0.05,
-        connect_timeout=WAIT,
-        handshake_timeout=WAIT,
-        log=logging.getLogger("unixevents.test"),
-    )
+    connector = _connector(address, adopt, has_socket=lambda: False)  # each lost at once
     accepted: List[socket.socket] = []
     try:
         connector.start(raise_auth=False)
@@ -70,18 +77,8 @@ def test_a_connection_lost_right_after_hand_over_starts_a_new_attempt(sock_dir: 
 
 def test_no_attempt_starts_while_the_link_has_a_socket(sock_dir: str) -> None:
     address = _address.resolve("connector", sock_dir)
-    connector = Connector(
-        address,
-        lambda: None,
-        lambda sock, peer: sock.close(),
-        lambda: True,  # connected, or a socket waits to be taken up
-        1,
-        backoff_initial=0.01,
-        backoff_max=0.05,
-        connect_timeout=WAIT,
-        handshake_timeout=WAIT,
-        log=logging.getLogger("unixevents.test"),
-    )
+    # Connected, or a socket waits to be taken up.
+    connector = _connector(address, lambda sock, peer: sock.close(), has_socket=lambda: True)
     connector.start(raise_auth=True)
     assert connector._thread is None
     assert not connector._trying
