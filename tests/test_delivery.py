@@ -222,3 +222,29 @@ def test_a_peer_that_exits_right_after_sending_loses_nothing(
         release.set()
         assert fin.wait(20)
         assert len(blobs) == count
+
+
+def test_the_read_buffer_starts_small_and_grows_for_a_busy_link(
+    sock_dir: str, channel: str
+) -> None:
+    """Each instance keeps its read buffer for life: small unless its links are busy."""
+    from unixevents._transport import _RECV_SIZE, _RECV_START
+
+    blob = "".join(chr(0x61 + i % 26) for i in range(200_000))
+    got: List[str] = []
+    done = threading.Event()
+    with (
+        UnixEvents("server", channel, socket_dir=sock_dir) as server,
+        UnixEvents("client", channel, socket_dir=sock_dir) as client,
+    ):
+        transport = server._transport
+        assert transport is not None and len(transport._rbuf) == _RECV_START
+        server.receive("blob", got.append)
+        server.receive("end", lambda _: done.set())
+        assert client.wait_connected(10)
+        for _ in range(5):
+            client.send("blob", blob)
+        client.send("end")
+        assert done.wait(10)
+        assert got == [blob] * 5  # intact across the growth
+        assert len(transport._rbuf) == _RECV_SIZE

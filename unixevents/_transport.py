@@ -48,7 +48,10 @@ from .errors import (
 
 __all__ = ("Link", "Owner", "Transport", "Wire")
 
-_RECV_SIZE = 256 * 1024  # read into one reused buffer: see Transport._read
+# Reads go into one reused buffer (see Transport._read): it starts small, since
+# it stays resident for the life of the instance, and grows once a read fills it.
+_RECV_START = 16 * 1024
+_RECV_SIZE = 256 * 1024
 # A batch is cut at this many bytes (a larger single message goes alone).
 _BATCH_BYTES = 1024 * 1024
 # A sender writes its own queue once this much is waiting (see Transport.submit).
@@ -215,7 +218,7 @@ class Transport:
         self._listener: Optional[socket.socket] = None
         self._handshakes: Set[socket.socket] = set()
         self._pid = os.getpid()
-        self._rbuf = bytearray(_RECV_SIZE)
+        self._rbuf = bytearray(_RECV_START)
         self._rview = memoryview(self._rbuf)
         self._thread = threading.Thread(target=self._run, name=f"unixevents-io-{name}", daemon=True)
         _live.add(self)
@@ -542,6 +545,9 @@ class Transport:
             self.drop(link, "peer closed the connection")
             return False
         data = self._rview[:n].tobytes()
+        if n == len(self._rbuf) < _RECV_SIZE:  # a busy link: read more per call
+            self._rbuf = bytearray(_RECV_SIZE)
+            self._rview = memoryview(self._rbuf)
         reader = link.reader
         assert reader is not None
         try:
